@@ -1,0 +1,99 @@
+//! The `keyferry` command line. Exit codes: 0 success, 1 a refused or
+//! failed check, 2 bad usage or configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigError, Overrides};
+
+/// Keyferry: federated cross-cloud identity and key-wrap broker.
+#[derive(Debug, Parser)]
+#[command(name = "keyferry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker. Without --config: dev profile on 127.0.0.1:8080,
+    /// SQLite and a local KEK under ./keyferry-data.
+    Serve {
+        /// Configuration file (keyferry.toml).
+        #[arg(long, env = "KEYFERRY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory for the default SQLite file and local KEKs.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it, secrets redacted.
+    Check {
+        /// Configuration file (keyferry.toml).
+        #[arg(long, env = "KEYFERRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(2)
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Serve {
+                config,
+                listen,
+                data_dir,
+            } => {
+                let overrides = Overrides { listen, data_dir };
+                let config = match config::load(config.as_deref(), &overrides) {
+                    Ok(c) => c,
+                    Err(e) => return config_failure(&e),
+                };
+                crate::telemetry::init();
+                let runtime = match tokio::runtime::Runtime::new() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("cannot start the async runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match runtime.block_on(crate::server::serve(config)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("keyferry: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::Config {
+                command: ConfigCommand::Check { config },
+            } => match config::load(config.as_deref(), &Overrides::default()) {
+                Ok(c) => {
+                    print!("{}", c.redacted_toml());
+                    eprintln!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_failure(&e),
+            },
+        }
+    }
+}

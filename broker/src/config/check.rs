@@ -1,0 +1,327 @@
+use std::fmt;
+
+use cloud_adapters::KekUri;
+use url::Url;
+
+use super::{Config, Profile};
+
+/// One broken rule, with the key it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key, e.g. `coordinator.storage_kek`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.key, self.message)
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+impl Config {
+    /// Applies every rule that the types alone cannot, returning all
+    /// problems rather than the first.
+    pub fn check(&self) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                key: key.to_owned(),
+                message,
+            })
+        };
+        let production = self.profile == Profile::Production;
+
+        match self.coordinator.storage_kek.parse::<KekUri>() {
+            Err(e) => problem("coordinator.storage_kek", e.to_string()),
+            Ok(uri) if production && uri.is_local() => problem(
+                "coordinator.storage_kek",
+                "local-kek:// is for the dev profile only; use a cloud KMS key".into(),
+            ),
+            Ok(_) => {}
+        }
+
+        let storage_url = self.storage_url();
+        match Url::parse(&storage_url) {
+            Ok(url) if matches!(url.scheme(), "sqlite" | "postgres" | "postgresql") => {}
+            Ok(url) => problem(
+                "storage.url",
+                format!("unsupported scheme `{}` (sqlite or postgres)", url.scheme()),
+            ),
+            Err(e) => problem("storage.url", format!("not a URL: {e}")),
+        }
+        if self.storage.max_connections == Some(0) {
+            problem("storage.max_connections", "must be at least 1".into());
+        }
+
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            problem(
+                "server.tls_cert",
+                "tls_cert and tls_key must be set together".into(),
+            );
+        }
+        if self.server.body_limit < 1024 {
+            problem("server.body_limit", "must be at least 1024 bytes".into());
+        }
+        if self.server.request_timeout.is_zero() {
+            problem("server.request_timeout", "must be longer than zero".into());
+        }
+        if let Some(url) = &self.server.public_url {
+            if !matches!(url.scheme(), "http" | "https")
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
+                problem(
+                    "server.public_url",
+                    "must be an http(s) URL without query or fragment".into(),
+                );
+            } else if production && url.scheme() != "https" {
+                problem(
+                    "server.public_url",
+                    "must be https in production: it is the issuer URL that clouds trust".into(),
+                );
+            }
+        } else if production {
+            problem(
+                "server.public_url",
+                "must be set in production (the https issuer URL)".into(),
+            );
+        }
+
+        if self.coordinator.name.is_empty()
+            || !self
+                .coordinator
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            problem(
+                "coordinator.name",
+                "must be letters, digits, '-' or '_'".into(),
+            );
+        }
+        match self.coordinator.peer_url.as_deref() {
+            Some("embedded") if production => problem(
+                "coordinator.peer_url",
+                "an embedded peer is for the dev profile only: a real Type-2 is operated by another party".into(),
+            ),
+            Some("embedded") | None => {}
+            Some(other) => match Url::parse(other) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    if production && url.scheme() != "https" {
+                        problem("coordinator.peer_url", "must be https in production".into());
+                    }
+                }
+                _ => problem(
+                    "coordinator.peer_url",
+                    "must be an http(s) URL or `embedded`".into(),
+                ),
+            },
+        }
+        if let Some(url) = &self.coordinator.peer_issuer {
+            if production && url.scheme() != "https" {
+                problem(
+                    "coordinator.peer_issuer",
+                    "must be https in production".into(),
+                );
+            }
+        }
+
+        if production && self.admin.bootstrap_token == Some(true) {
+            problem(
+                "admin.bootstrap_token",
+                "the bootstrap admin token is for the dev profile only; use the operator OIDC issuer".into(),
+            );
+        }
+
+        if production && !self.attestation.extra_roots.is_empty() {
+            problem(
+                "attestation.extra_roots",
+                "extra attestation roots (simulated attesters) are for the dev profile only".into(),
+            );
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            let key = format!("issuers[{i}].issuer");
+            if !names.insert(issuer.name.as_str()) {
+                problem(
+                    &format!("issuers[{i}].name"),
+                    format!("duplicate issuer name `{}`", issuer.name),
+                );
+            }
+            match issuer.issuer.scheme() {
+                "https" => {}
+                "http" if production => problem(
+                    &key,
+                    "http issuers are for the dev profile only; an issuer must be https".into(),
+                ),
+                "http" if !is_loopback(&issuer.issuer) => problem(
+                    &key,
+                    "http is allowed only for loopback issuers in dev".into(),
+                ),
+                "http" => {}
+                other => problem(&key, format!("unsupported scheme `{other}`")),
+            }
+            if issuer.audience.is_empty() {
+                problem(
+                    &format!("issuers[{i}].audience"),
+                    "must not be empty".into(),
+                );
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The effective configuration as TOML with secrets (database
+    /// passwords) replaced by `***`, for `config check`.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.storage.url = Some(redact_url_password(&self.storage_url()));
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn redact_url_password(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            // set_password only fails for URLs that cannot have one.
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::IssuerEntry;
+    use super::*;
+
+    fn production() -> Config {
+        let mut c = Config::dev_default();
+        c.profile = Profile::Production;
+        c.coordinator.storage_kek =
+            "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/storage".into();
+        c.coordinator.peer_url = Some("https://coordinator-b.example.com".into());
+        c.server.public_url = Some("https://coordinator-a.example.com".parse().expect("url"));
+        c
+    }
+
+    fn keys(problems: Vec<ConfigProblem>) -> Vec<String> {
+        problems.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_dev_default_and_a_clean_production_config_pass() {
+        assert_eq!(Config::dev_default().check(), Ok(()));
+        assert_eq!(production().check(), Ok(()));
+    }
+
+    #[test]
+    fn production_refuses_every_dev_only_setting_one_line_each() {
+        let mut c = production();
+        c.coordinator.storage_kek = "local-kek://storage".into();
+        c.coordinator.peer_url = Some("embedded".into());
+        c.admin.bootstrap_token = Some(true);
+        c.attestation.extra_roots = vec!["sim-ark.pem".into()];
+        c.issuers.push(IssuerEntry {
+            name: "local".into(),
+            kind: super::super::IssuerKind::Oidc,
+            issuer: "http://127.0.0.1:9999".parse().expect("url"),
+            audience: "a".into(),
+            algorithms: None,
+            max_token_lifetime: None,
+            jwks_uri: None,
+        });
+        let problems = c.check().expect_err("refused");
+        assert_eq!(
+            keys(problems.clone()),
+            [
+                "coordinator.storage_kek",
+                "coordinator.peer_url",
+                "admin.bootstrap_token",
+                "attestation.extra_roots",
+                "issuers[0].issuer",
+            ]
+        );
+        for p in problems {
+            assert!(!p.to_string().contains('\n'), "one line each: {p}");
+        }
+    }
+
+    #[test]
+    fn production_does_not_enable_the_bootstrap_token_by_default() {
+        assert!(!production().bootstrap_token_enabled());
+        assert!(Config::dev_default().bootstrap_token_enabled());
+    }
+
+    #[test]
+    fn dev_allows_http_only_for_loopback_issuers() {
+        let mut c = Config::dev_default();
+        for (url, ok) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080", true),
+            ("http://[::1]:8080", true),
+            ("https://accounts.google.com", true),
+            ("http://idp.example.com", false),
+            ("ftp://idp.example.com", false),
+        ] {
+            c.issuers = vec![IssuerEntry {
+                name: "i".into(),
+                kind: super::super::IssuerKind::Oidc,
+                issuer: url.parse().expect("url"),
+                audience: "a".into(),
+                algorithms: None,
+                max_token_lifetime: None,
+                jwks_uri: None,
+            }];
+            assert_eq!(c.check().is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let mut c = Config::dev_default();
+        c.coordinator.storage_kek = "s3://bucket".into();
+        c.storage.url = Some("mysql://db".into());
+        c.server.tls_cert = Some("cert.pem".into());
+        c.coordinator.peer_url = Some("not a url".into());
+        assert_eq!(
+            keys(c.check().expect_err("refused")),
+            [
+                "coordinator.storage_kek",
+                "storage.url",
+                "server.tls_cert",
+                "coordinator.peer_url"
+            ]
+        );
+    }
+
+    #[test]
+    fn config_check_output_hides_database_passwords() {
+        let mut c = Config::dev_default();
+        c.storage.url = Some("postgres://keyferry:hunter2@db:5432/keyferry".into());
+        let shown = c.redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://keyferry:***@db:5432/keyferry"),
+            "{shown}"
+        );
+    }
+}

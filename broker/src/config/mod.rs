@@ -1,0 +1,264 @@
+//! Configuration: `keyferry.toml`, then `KEYFERRY_<SECTION>__<KEY>` environment
+//! overrides, then command-line flags; unknown keys are refused at every layer.
+//!
+//! Loading (`load`) only parses; [`Config::check`] then applies the rules that
+//! span several keys, above all the production profile's refusal of every
+//! dev-only convenience. The two are separate so `config check` can print all
+//! problems at once instead of stopping at the first.
+
+mod check;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub use check::ConfigProblem;
+pub use load::{ConfigError, Overrides, load};
+
+/// The whole configuration of one coordinator.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `dev` allows local KEKs, simulated attestation roots, http loopback
+    /// issuers and the bootstrap token; `production` refuses each at start.
+    /// A config file must say which: there is no silent default.
+    pub profile: Profile,
+    /// Where the default SQLite file and local KEKs live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// HTTP serving.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The database.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// This coordinator's identity and its peer.
+    #[serde(default)]
+    pub coordinator: CoordinatorConfig,
+    /// Operator authentication.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Trusted workload identity issuers.
+    #[serde(default)]
+    pub issuers: Vec<IssuerEntry>,
+    /// Attestation trust anchors.
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+}
+
+/// Deployment profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Local development and tests.
+    Dev,
+    /// Anything that holds real keys.
+    Production,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The externally visible base URL: the issuer URL and the base of every
+    /// link. Defaults to `http://<listen>`.
+    pub public_url: Option<Url>,
+    /// PEM certificate chain; with `tls_key`, the broker serves TLS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub body_limit: usize,
+    /// A request still running after this long is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` or `postgres://user@host:5432/db`; defaults to
+    /// `sqlite://<data_dir>/keyferry.db`.
+    pub url: Option<String>,
+    /// Connection pool size (default 10).
+    pub max_connections: Option<u32>,
+}
+
+/// The role a coordinator plays in the split-trust pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Generates keys, keeps split A, hands split B to its peer.
+    Type1,
+    /// Receives and keeps split B.
+    Type2,
+}
+
+/// `[coordinator]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorConfig {
+    /// Short name, used in `sub=coordinator:<name>`.
+    pub name: String,
+    /// `type1` or `type2`.
+    pub role: Role,
+    /// The peer coordinator's base URL, or `embedded` (dev only) for a
+    /// Type-2 peer inside this process.
+    pub peer_url: Option<String>,
+    /// The issuer URL whose tokens authenticate the peer.
+    pub peer_issuer: Option<Url>,
+    /// The KEK that wraps everything this coordinator stores.
+    pub storage_kek: String,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            name: "a".into(),
+            role: Role::Type1,
+            peer_url: None,
+            peer_issuer: None,
+            storage_kek: "local-kek://storage".into(),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Create a bootstrap admin token at first start (dev profile only).
+    /// Unset means: yes in dev, no in production.
+    pub bootstrap_token: Option<bool>,
+}
+
+/// `[[issuers]]`: a trusted workload identity issuer (DESIGN §3.3).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerEntry {
+    /// A short name for logs and metrics.
+    pub name: String,
+    /// `aws`, `gcp`, `azure` or `oidc`.
+    pub kind: IssuerKind,
+    /// The exact `iss` value tokens carry.
+    pub issuer: Url,
+    /// The `aud` value tokens must carry.
+    pub audience: String,
+    /// Accepted signature algorithms (default RS256, ES256).
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Longest accepted `exp − iat` (default 24 h).
+    #[serde(default, with = "humantime_serde")]
+    pub max_token_lifetime: Option<Duration>,
+    /// Skip discovery and fetch keys here.
+    #[serde(default)]
+    pub jwks_uri: Option<Url>,
+}
+
+/// The cloud (or generic OIDC) an issuer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    /// AWS IAM outbound federation or EKS.
+    Aws,
+    /// Google accounts or Confidential Space.
+    Gcp,
+    /// Microsoft Entra ID.
+    Azure,
+    /// Any OIDC issuer.
+    Oidc,
+}
+
+/// `[attestation]`
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationConfig {
+    /// Extra ARK certificates to trust (dev only: simulated attesters).
+    pub extra_roots: Vec<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./keyferry-data")
+}
+
+impl Config {
+    /// The configuration a bare `keyferry serve` runs with.
+    pub fn dev_default() -> Self {
+        Config {
+            profile: Profile::Dev,
+            data_dir: default_data_dir(),
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            coordinator: CoordinatorConfig {
+                peer_url: Some("embedded".into()),
+                ..CoordinatorConfig::default()
+            },
+            admin: AdminConfig::default(),
+            issuers: Vec::new(),
+            attestation: AttestationConfig::default(),
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn storage_url(&self) -> String {
+        match &self.storage.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("keyferry.db").display()),
+        }
+    }
+
+    /// The public base URL in effect, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        let url = match &self.server.public_url {
+            Some(url) => url.to_string(),
+            None => format!("http://{}", self.server.listen),
+        };
+        url.trim_end_matches('/').to_owned()
+    }
+
+    /// Where local KEK files live.
+    pub fn local_kek_dir(&self) -> PathBuf {
+        self.data_dir.join("keks")
+    }
+
+    /// Whether the dev-only bootstrap admin token is enabled.
+    pub fn bootstrap_token_enabled(&self) -> bool {
+        self.admin
+            .bootstrap_token
+            .unwrap_or(self.profile == Profile::Dev)
+    }
+
+    /// Whether dev-only conveniences are allowed.
+    pub fn is_dev(&self) -> bool {
+        self.profile == Profile::Dev
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

@@ -1,0 +1,158 @@
+//! The broker's one error type and its mapping to HTTP.
+//!
+//! Every handler returns `Result<_, Error>`; [`Error::into_response`] is the
+//! one place a failure becomes a status and an RFC 9457 problem+json body
+//! with a stable `code`. Client mistakes are 4xx; internal failures answer a
+//! generic 500 or 503 and log the detail, which may name hosts or files but
+//! never secrets.
+//!
+//! The OAuth token endpoint and the Privacy Sandbox compatible endpoints
+//! answer in their own error formats and do not use this type.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::storage::StoreError;
+
+/// A request failure, as the client will see it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; `code` says how (`bad_json`, `invalid_field`…).
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation naming the field.
+        detail: String,
+    },
+    /// No such resource (or route).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists but not with that method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request conflicts with existing state (duplicate, overlap).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than `server.body_limit`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// A dependency (database, KMS) is down; retry later.
+    #[error("service unavailable")]
+    Unavailable(String),
+    /// A bug or corrupt state; the detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// A 400 naming the field and what is wrong with it.
+    pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> Self {
+        Error::BadRequest {
+            code: "invalid_field",
+            detail: format!("{field}: {problem}"),
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest { code, .. } => code,
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Error::NotFound(format!("{what} not found")),
+            StoreError::Conflict(what) => Error::Conflict(format!("{what} already exists")),
+            StoreError::Database(e) => Error::Unavailable(format!("database: {e}")),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` style per code).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the status.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong in this request.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+}
+
+impl Problem {
+    /// A problem for `status` with the given code and detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("urn:keyferry:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let detail = match &self {
+            Error::Unavailable(detail) => {
+                tracing::warn!(%detail, "dependency unavailable");
+                "a dependency of the service is unavailable; retry later".to_owned()
+            }
+            Error::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Problem::new(self.status(), self.code(), detail).into_response()
+    }
+}

@@ -1,0 +1,135 @@
+//! The HTTP surface: one [`app`] that merges each feature's `router()` and
+//! wraps them in the middleware every request passes through.
+//!
+//! Middleware, outermost first: request id (set, or kept from the client's
+//! `x-request-id`), a tracing span carrying that id (so every log line of the
+//! request has it), metrics, error normalisation (framework-made errors such
+//! as 404/405/408/413 become problem+json), panic catching, the request
+//! timeout, and the body limit.
+
+mod extract;
+mod health;
+pub(crate) mod metrics;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use extract::ApiJson;
+pub use metrics::Metrics;
+
+use crate::error::Problem;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: routes plus middleware, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let server = &state.config.server;
+    let (body_limit, timeout) = (server.body_limit, server.request_timeout);
+    let metrics = state.metrics.clone();
+    // Each `layer` wraps everything above it, so read the stack bottom-up:
+    // the request id is set first, the body limit applied last.
+    Router::new()
+        .merge(health::router())
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+            .into_response()
+        }))
+        .layer(middleware::from_fn(problem_for_framework_errors))
+        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The span every log line of a request is recorded in.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+}
+
+async fn not_found() -> crate::Error {
+    crate::Error::NotFound("no such route".into())
+}
+
+/// Errors made by the framework or middleware (405 from the router, 408
+/// from the timeout, 413 from the body limit, text rejections from axum's
+/// extractors) carry no body or plain text. Rewrite them as problem+json so
+/// that every error a client sees has the same shape. Responses that are
+/// already JSON (ours, and the OAuth and Privacy Sandbox formats) pass
+/// through untouched.
+async fn problem_for_framework_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/") && ct.contains("json"));
+    if is_json {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed for this route")
+        }
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type")
+        }
+        s if s.is_client_error() => ("bad_request", "the request could not be processed"),
+        _ => ("internal", "internal error"),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = Problem::new(status, code, detail).into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
+}
+
+/// `Cache-Control: no-store`, for responses that carry credentials.
+pub fn no_store() -> (HeaderName, HeaderValue) {
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}

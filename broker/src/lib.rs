@@ -1,0 +1,27 @@
+//! The Keyferry broker: the `keyferry` server and its command line.
+//!
+//! # Layout
+//! - `config`: `keyferry.toml` + environment + flags, and the profile rules.
+//! - `storage`: the [`Store`](storage::Store) over SQLite or PostgreSQL.
+//! - `http`: the router, the middleware every request passes, health and
+//!   metrics endpoints.
+//! - `error`: [`Error`], the one error type, and its problem+json rendering.
+//! - `state`: [`AppState`], what handlers share.
+//! - `server`: start, serve (plain or TLS), graceful shutdown.
+//! - `telemetry`: structured JSON logs.
+//! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
+//! - `testing`: throwaway databases for tests (hidden from docs).
+
+pub mod cli;
+pub mod config;
+mod error;
+pub mod http;
+pub mod server;
+mod state;
+pub mod storage;
+pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
+
+pub use error::{Error, Problem};
+pub use state::AppState;

@@ -1,0 +1,191 @@
+//! Starting and stopping a broker: open storage and the storage KEK, bind,
+//! serve (plain or TLS) until SIGTERM/SIGINT, then drain in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use cloud_adapters::{KekUri, WrapperContext, open_wrapper};
+
+use crate::config::Config;
+use crate::http::{Metrics, app};
+use crate::state::AppState;
+use crate::storage::Store;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The storage KEK cannot be opened.
+    #[error("storage KEK: {0}")]
+    StorageKek(#[from] cloud_adapters::WrapError),
+    /// The database cannot be opened or migrated.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StoreError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be loaded.
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Installs the process's one rustls crypto provider (aws-lc-rs). Both ring
+/// and aws-lc-rs end up compiled in through dependencies, and rustls refuses
+/// to guess; call this before any TLS configuration is built.
+pub fn install_crypto_provider() {
+    // An error means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Builds the shared state: storage KEK, database, metrics.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let kek_uri: KekUri = config.coordinator.storage_kek.parse()?;
+    let ctx = WrapperContext {
+        local_kek_dir: config.local_kek_dir(),
+        allow_local: config.is_dev(),
+    };
+    let storage_kek = open_wrapper(&kek_uri, &ctx).await?;
+    let store = Store::connect(
+        &config.storage_url(),
+        config.storage.max_connections.unwrap_or(10),
+    )
+    .await?;
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        storage_kek,
+        metrics: Arc::new(Metrics::new()),
+    })
+}
+
+/// A broker bound to its address and ready to serve.
+pub struct Server {
+    listener: std::net::TcpListener,
+    state: AppState,
+    handle: Handle,
+}
+
+impl Server {
+    /// Opens everything and binds `config.server.listen` (port 0 picks one).
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        install_crypto_provider();
+        let addr = config.server.listen;
+        let state = build_state(config).await?;
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            state,
+            handle: Handle::new(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
+    }
+
+    /// The shared state, for tests that inspect the store.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle that shuts the server down gracefully when told to.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serves until the handle is told to shut down.
+    pub async fn run(self) -> Result<(), StartError> {
+        let server = &self.state.config.server;
+        let tls = match (&server.tls_cert, &server.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(StartError::Tls)?,
+            ),
+            _ => None,
+        };
+        let service = app(self.state.clone()).into_make_service();
+        match tls {
+            Some(tls) => axum_server::from_tcp_rustls(self.listener, tls)
+                .handle(self.handle)
+                .serve(service)
+                .await
+                .map_err(StartError::Serve),
+            None => axum_server::from_tcp(self.listener)
+                .handle(self.handle)
+                .serve(service)
+                .await
+                .map_err(StartError::Serve),
+        }
+    }
+}
+
+/// `keyferry serve`: runs until SIGTERM or SIGINT, then stops accepting and
+/// gives in-flight requests `server.shutdown_grace` to finish.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let grace = config.server.shutdown_grace;
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    let scheme = if server.state.config.server.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let profile = if server.state.config.is_dev() {
+        "dev"
+    } else {
+        "production"
+    };
+    println!(
+        "keyferry listening on {scheme}://{addr} (profile {profile}, storage {:?})",
+        server.state.store.backend()
+    );
+    tracing::info!(%addr, profile, "listening");
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining requests");
+        handle.graceful_shutdown(Some(grace));
+    });
+    let store = server.state.store.clone();
+    let result = server.run().await;
+    store.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

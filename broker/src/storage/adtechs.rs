@@ -1,0 +1,96 @@
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Store, StoreError, conflict_or, from_json, to_json};
+
+/// An onboarded ad tech.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdTech {
+    /// Stable identifier chosen at onboarding.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its sites, as https origins.
+    pub sites: Vec<String>,
+    /// Use cases it may fetch keys for.
+    pub use_cases: Vec<String>,
+    /// Disabled ad techs get no credentials and no keys.
+    pub enabled: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<AdTech, StoreError> {
+    Ok(AdTech {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        sites: from_json("adtechs.sites", &row.try_get::<String, _>("sites")?)?,
+        use_cases: from_json("adtechs.use_cases", &row.try_get::<String, _>("use_cases")?)?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Adds an ad tech; `Conflict` if the id is taken.
+    pub async fn insert_adtech(&self, adtech: &AdTech) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO adtechs (id, name, sites, use_cases, enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&adtech.id)
+        .bind(&adtech.name)
+        .bind(to_json(&adtech.sites))
+        .bind(to_json(&adtech.use_cases))
+        .bind(i64::from(adtech.enabled))
+        .bind(adtech.created_at)
+        .bind(adtech.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("ad tech `{}`", adtech.id)))?;
+        Ok(())
+    }
+
+    /// One ad tech by id.
+    pub async fn adtech(&self, id: &str) -> Result<AdTech, StoreError> {
+        let row = sqlx::query("SELECT * FROM adtechs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))?;
+        from_row(&row)
+    }
+
+    /// Every ad tech, by id.
+    pub async fn adtechs(&self) -> Result<Vec<AdTech>, StoreError> {
+        sqlx::query("SELECT * FROM adtechs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Enables or disables an ad tech; returns the updated record.
+    pub async fn set_adtech_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now_ms: i64,
+    ) -> Result<AdTech, StoreError> {
+        let row = sqlx::query(
+            "UPDATE adtechs SET enabled = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+        )
+        .bind(i64::from(enabled))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))?;
+        from_row(&row)
+    }
+}

@@ -1,0 +1,68 @@
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Store, StoreError, conflict_or, from_json, to_json};
+
+/// A trusted issuer added through the admin API (configured issuers live in
+/// `keyferry.toml` and are not stored).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredIssuer {
+    /// Unique short name.
+    pub name: String,
+    /// `aws`, `gcp`, `azure` or `oidc`.
+    pub kind: String,
+    /// The exact `iss` URL; unique.
+    pub issuer: String,
+    /// The whole issuer entry as JSON (audience, algorithms, lifetimes…).
+    pub document: serde_json::Value,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredIssuer, StoreError> {
+    Ok(StoredIssuer {
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        issuer: row.try_get("issuer")?,
+        document: from_json("issuers.document", &row.try_get::<String, _>("document")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Adds an issuer; `Conflict` if its name or URL is taken.
+    pub async fn insert_issuer(&self, issuer: &StoredIssuer) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO issuers (name, kind, issuer, document, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&issuer.name)
+        .bind(&issuer.kind)
+        .bind(&issuer.issuer)
+        .bind(to_json(&issuer.document))
+        .bind(issuer.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("issuer `{}` ({})", issuer.name, issuer.issuer)))?;
+        Ok(())
+    }
+
+    /// Every stored issuer, by name.
+    pub async fn issuers(&self) -> Result<Vec<StoredIssuer>, StoreError> {
+        sqlx::query("SELECT * FROM issuers ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Removes an issuer by name; returns what was removed.
+    pub async fn delete_issuer(&self, name: &str) -> Result<StoredIssuer, StoreError> {
+        let row = sqlx::query("DELETE FROM issuers WHERE name = $1 RETURNING *")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))?;
+        from_row(&row)
+    }
+}

@@ -1,0 +1,139 @@
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Store, StoreError, conflict_or, from_json, to_json};
+
+/// A rule that maps one workload identity to an ad tech (DESIGN §3.4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingRecord {
+    /// Unique id (`m-…`).
+    pub id: String,
+    /// The ad tech the identity belongs to.
+    pub adtech: String,
+    /// `aws`, `gcp`, `azure` or `oidc`.
+    pub cloud: String,
+    /// The exact issuer URL.
+    pub issuer: String,
+    /// The exact `sub`.
+    pub subject: String,
+    /// Extra claim conditions, as a JSON array.
+    pub conditions: serde_json::Value,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Disabled mappings never match.
+    pub enabled: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Filters for listing mappings; `None` means any.
+#[derive(Clone, Debug, Default)]
+pub struct MappingFilter {
+    /// Only this ad tech's mappings.
+    pub adtech: Option<String>,
+    /// Only this cloud's.
+    pub cloud: Option<String>,
+    /// Only this issuer's.
+    pub issuer: Option<String>,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<MappingRecord, StoreError> {
+    Ok(MappingRecord {
+        id: row.try_get("id")?,
+        adtech: row.try_get("adtech")?,
+        cloud: row.try_get("cloud")?,
+        issuer: row.try_get("issuer")?,
+        subject: row.try_get("subject")?,
+        conditions: from_json(
+            "mappings.conditions",
+            &row.try_get::<String, _>("conditions")?,
+        )?,
+        scopes: from_json("mappings.scopes", &row.try_get::<String, _>("scopes")?)?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Adds a mapping; `Conflict` if the id is taken, `NotFound` if the ad
+    /// tech does not exist. Overlap with other mappings is the caller's rule.
+    pub async fn insert_mapping(&self, m: &MappingRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let adtech_exists = sqlx::query("SELECT 1 FROM adtechs WHERE id = $1")
+            .bind(&m.adtech)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !adtech_exists {
+            return Err(StoreError::NotFound(format!("ad tech `{}`", m.adtech)));
+        }
+        sqlx::query(
+            "INSERT INTO mappings (id, adtech, cloud, issuer, subject, conditions, scopes, enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&m.id)
+        .bind(&m.adtech)
+        .bind(&m.cloud)
+        .bind(&m.issuer)
+        .bind(&m.subject)
+        .bind(to_json(&m.conditions))
+        .bind(to_json(&m.scopes))
+        .bind(i64::from(m.enabled))
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("mapping `{}`", m.id)))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Mappings matching the filter, oldest first.
+    pub async fn mappings(&self, filter: &MappingFilter) -> Result<Vec<MappingRecord>, StoreError> {
+        // `$n IS NULL OR col = $n` keeps one statement for every filter mix.
+        sqlx::query(
+            "SELECT * FROM mappings \
+             WHERE ($1 IS NULL OR adtech = $1) AND ($2 IS NULL OR cloud = $2) AND ($3 IS NULL OR issuer = $3) \
+             ORDER BY created_at, id",
+        )
+        .bind(filter.adtech.as_deref())
+        .bind(filter.cloud.as_deref())
+        .bind(filter.issuer.as_deref())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+
+    /// The candidates for a token: enabled mappings of enabled ad techs
+    /// with this exact issuer and subject.
+    pub async fn active_mappings_for(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Vec<MappingRecord>, StoreError> {
+        sqlx::query(
+            "SELECT m.* FROM mappings m JOIN adtechs a ON a.id = m.adtech \
+             WHERE m.issuer = $1 AND m.subject = $2 AND m.enabled = 1 AND a.enabled = 1 \
+             ORDER BY m.id",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+    }
+
+    /// Removes a mapping; returns what was removed.
+    pub async fn delete_mapping(&self, id: &str) -> Result<MappingRecord, StoreError> {
+        let row = sqlx::query("DELETE FROM mappings WHERE id = $1 RETURNING *")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mapping `{id}`")))?;
+        from_row(&row)
+    }
+}

@@ -1,0 +1,353 @@
+//! The storage suite, run once per engine: every test below exists as
+//! `sqlite::<name>` and `postgres::<name>`.
+
+use super::*;
+
+fn adtech(id: &str) -> AdTech {
+    AdTech {
+        id: id.into(),
+        name: format!("Ad tech {id}"),
+        sites: vec![format!("https://{id}.example")],
+        use_cases: vec!["aggregation-service".into()],
+        enabled: true,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+fn mapping(id: &str, adtech: &str, subject: &str) -> MappingRecord {
+    MappingRecord {
+        id: id.into(),
+        adtech: adtech.into(),
+        cloud: "gcp".into(),
+        issuer: "https://accounts.google.com".into(),
+        subject: subject.into(),
+        conditions: serde_json::json!([{"claim": "google.compute_engine.project_id", "op": "eq", "value": "p"}]),
+        scopes: vec!["keys:read".into()],
+        enabled: true,
+        created_at: 2_000,
+    }
+}
+
+async fn adtechs_round_trip_and_refuse_duplicates(store: &Store) {
+    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store.insert_adtech(&adtech("zeta")).await.expect("insert");
+    assert_eq!(store.adtech("acme").await.expect("get"), adtech("acme"));
+    assert!(matches!(
+        store.insert_adtech(&adtech("acme")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let ids: Vec<_> = store
+        .adtechs()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, ["acme", "zeta"]);
+    assert!(matches!(
+        store.adtech("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
+    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store
+        .insert_mapping(&mapping("m-1", "acme", "111"))
+        .await
+        .expect("insert mapping");
+    let iss = "https://accounts.google.com";
+    assert_eq!(
+        store
+            .active_mappings_for(iss, "111")
+            .await
+            .expect("lookup")
+            .len(),
+        1
+    );
+    let updated = store
+        .set_adtech_enabled("acme", false, 5_000)
+        .await
+        .expect("disable");
+    assert!(!updated.enabled);
+    assert_eq!(updated.updated_at, 5_000);
+    assert!(
+        store
+            .active_mappings_for(iss, "111")
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
+    store
+        .set_adtech_enabled("acme", true, 6_000)
+        .await
+        .expect("enable");
+    assert_eq!(
+        store
+            .active_mappings_for(iss, "111")
+            .await
+            .expect("lookup")
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.set_adtech_enabled("nobody", false, 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
+    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store.insert_adtech(&adtech("zeta")).await.expect("insert");
+    let m1 = mapping("m-1", "acme", "111");
+    let mut m2 = mapping("m-2", "zeta", "222");
+    m2.cloud = "azure".into();
+    m2.issuer = "https://login.microsoftonline.com/t/v2.0".into();
+    store.insert_mapping(&m1).await.expect("insert");
+    store.insert_mapping(&m2).await.expect("insert");
+    assert!(matches!(
+        store.insert_mapping(&m1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.insert_mapping(&mapping("m-3", "nobody", "333")).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let all = store
+        .mappings(&MappingFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(all, [m1.clone(), m2.clone()]);
+    let only = |f: MappingFilter| async move {
+        store
+            .mappings(&f)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        only(MappingFilter {
+            adtech: Some("zeta".into()),
+            ..Default::default()
+        })
+        .await,
+        ["m-2"]
+    );
+    assert_eq!(
+        only(MappingFilter {
+            cloud: Some("gcp".into()),
+            ..Default::default()
+        })
+        .await,
+        ["m-1"]
+    );
+    assert_eq!(
+        only(MappingFilter {
+            issuer: Some(m2.issuer.clone()),
+            cloud: Some("gcp".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+
+    assert_eq!(store.delete_mapping("m-1").await.expect("delete"), m1);
+    assert!(matches!(
+        store.delete_mapping("m-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn issuers_round_trip_and_refuse_duplicates(store: &Store) {
+    let issuer = StoredIssuer {
+        name: "eks-prod".into(),
+        kind: "aws".into(),
+        issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into(),
+        document: serde_json::json!({"audience": "sts.amazonaws.com"}),
+        created_at: 7,
+    };
+    store.insert_issuer(&issuer).await.expect("insert");
+    let mut same_url = issuer.clone();
+    same_url.name = "other".into();
+    assert!(matches!(
+        store.insert_issuer(&same_url).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.issuers().await.expect("list"),
+        std::slice::from_ref(&issuer)
+    );
+    assert_eq!(
+        store.delete_issuer("eks-prod").await.expect("delete"),
+        issuer
+    );
+    assert!(store.issuers().await.expect("list").is_empty());
+}
+
+async fn a_nonce_is_consumed_once(store: &Store) {
+    store
+        .insert_nonce(b"nonce-1", 10_000)
+        .await
+        .expect("insert");
+    store
+        .insert_nonce(b"nonce-2", 10_000)
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store.insert_nonce(b"nonce-1", 10_000).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .consume_nonce(b"nonce-1", 9_999)
+            .await
+            .expect("consume"),
+        NonceOutcome::Consumed
+    );
+    assert_eq!(
+        store
+            .consume_nonce(b"nonce-1", 9_999)
+            .await
+            .expect("consume"),
+        NonceOutcome::Unknown
+    );
+    assert_eq!(
+        store
+            .consume_nonce(b"nonce-2", 10_000)
+            .await
+            .expect("consume"),
+        NonceOutcome::Expired
+    );
+    assert_eq!(
+        store.consume_nonce(b"never", 0).await.expect("consume"),
+        NonceOutcome::Unknown
+    );
+}
+
+async fn concurrent_consumers_of_one_nonce_have_one_winner(store: &Store) {
+    for round in 0..5u8 {
+        let nonce = [round; 32];
+        store.insert_nonce(&nonce, i64::MAX).await.expect("insert");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.consume_nonce(&nonce, 0).await.expect("consume") })
+            })
+            .collect();
+        let mut consumed = 0;
+        for task in tasks {
+            if task.await.expect("task") == NonceOutcome::Consumed {
+                consumed += 1;
+            }
+        }
+        assert_eq!(consumed, 1, "round {round}");
+    }
+}
+
+async fn expired_nonces_are_purged(store: &Store) {
+    store.insert_nonce(b"old", 100).await.expect("insert");
+    store.insert_nonce(b"new", 300).await.expect("insert");
+    assert_eq!(store.purge_expired_nonces(200).await.expect("purge"), 1);
+    assert_eq!(
+        store.consume_nonce(b"new", 200).await.expect("consume"),
+        NonceOutcome::Consumed
+    );
+}
+
+async fn audit_events_keep_their_order(store: &Store) {
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        seqs.push(
+            store
+                .append_audit(i, "test.event", &serde_json::json!({"i": i}))
+                .await
+                .expect("append"),
+        );
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let events = store.audit_events(seqs[1], 2).await.expect("list");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].seq, seqs[2]);
+    assert_eq!(events[0].body, serde_json::json!({"i": 2}));
+    assert_eq!(events[1].kind, "test.event");
+}
+
+async fn migrations_are_idempotent(store: &Store) {
+    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store.ping().await.expect("ping");
+    // Every start re-runs the migrator: it must be a no-op that keeps data.
+    match store.backend() {
+        Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await.expect("rerun"),
+        Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.pool).await.expect("rerun"),
+    }
+    assert_eq!(store.adtech("acme").await.expect("get").id, "acme");
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::testing::TestDb::sqlite().await;
+                    assert_eq!(db.store.backend(), super::Backend::Sqlite);
+                    super::$name(&db.store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = crate::testing::TestDb::postgres().await else { return };
+                    assert_eq!(db.store.backend(), super::Backend::Postgres);
+                    super::$name(&db.store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    adtechs_round_trip_and_refuse_duplicates,
+    disabling_an_adtech_hides_its_mappings,
+    mappings_filter_delete_and_need_an_adtech,
+    issuers_round_trip_and_refuse_duplicates,
+    a_nonce_is_consumed_once,
+    concurrent_consumers_of_one_nonce_have_one_winner,
+    expired_nonces_are_purged,
+    audit_events_keep_their_order,
+    migrations_are_idempotent,
+);
+
+#[tokio::test]
+async fn an_unknown_url_scheme_is_refused() {
+    assert!(matches!(
+        Store::connect("mysql://x", 1).await,
+        Err(StoreError::UnsupportedUrl)
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_creates_its_directory_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("data");
+    let store = Store::connect(&format!("sqlite://{}/kf.db", nested.display()), 1)
+        .await
+        .expect("connect");
+    store.ping().await.expect("ping");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&nested)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}

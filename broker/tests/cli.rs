@@ -1,0 +1,182 @@
+//! The `keyferry` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn keyferry() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
+    // Tests must not pick up the developer's own overrides.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KEYFERRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn check(config: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keyferry.toml");
+    std::fs::write(&path, config).expect("write");
+    let out = keyferry()
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_without_secrets() {
+    let (code, stdout, stderr) =
+        check("profile = \"dev\"\n[storage]\nurl = \"postgres://kf:s3cret@127.0.0.1:5432/kf\"\n");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("profile = \"dev\""), "{stdout}");
+    assert!(
+        stdout.contains("postgres://kf:***@127.0.0.1:5432/kf"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"));
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    for (config, key) in [
+        (
+            "profile = \"dev\"\n[server]\nlisten_addr = \"127.0.0.1:1\"\n",
+            "listen_addr",
+        ),
+        (
+            "profile = \"dev\"\n[coordinator]\npeer_issuer = \"::not a url::\"\n",
+            "coordinator.peer_issuer",
+        ),
+        (
+            "profile = \"dev\"\n[server]\nlisten = \"nowhere\"\n",
+            "server.listen",
+        ),
+        ("profile = \"staging\"\n", "profile"),
+        (
+            "profile = \"production\"\n[server]\npublic_url = \"https://a.example.com\"\n\
+             [coordinator]\npeer_url = \"https://b.example.com\"\nstorage_kek = \"local-kek://storage\"\n",
+            "coordinator.storage_kek",
+        ),
+    ] {
+        let (code, _, stderr) = check(config);
+        assert_eq!(code, 2, "{config}\n{stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    }
+}
+
+#[test]
+fn production_lists_every_dev_only_setting_one_line_each() {
+    let (code, _, stderr) = check(
+        "profile = \"production\"\n\
+         [server]\npublic_url = \"https://a.example.com\"\n\
+         [coordinator]\npeer_url = \"embedded\"\nstorage_kek = \"local-kek://storage\"\n\
+         [admin]\nbootstrap_token = true\n\
+         [attestation]\nextra_roots = [\"sim-ark.pem\"]\n\
+         [[issuers]]\nname = \"dev\"\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9000\"\naudience = \"x\"\n",
+    );
+    assert_eq!(code, 2);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("configuration error"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{stderr}");
+    for key in [
+        "coordinator.storage_kek",
+        "coordinator.peer_url",
+        "admin.bootstrap_token",
+        "attestation.extra_roots",
+        "issuers[0].issuer",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(key)), "{key}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = keyferry().arg("no-such-command").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = keyferry()
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut child = keyferry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("banner");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+
+    keyferry::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        match client.get(format!("{base}/readyz")).send().await {
+            Ok(r) if r.status() == 200 => break true,
+            _ if Instant::now() > deadline => break false,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(ready, "not ready at {base}");
+    client
+        .get(format!("{base}/no-such-route"))
+        .header("x-request-id", "cli-test-request-7")
+        .send()
+        .await
+        .expect("request");
+
+    // The default layout under --data-dir: SQLite file and a private local KEK.
+    assert!(data.join("keyferry.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("keks/storage.key"))
+            .expect("kek")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let tagged: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["span"]["request_id"] == "cli-test-request-7")
+        .collect();
+    assert!(
+        !tagged.is_empty(),
+        "no JSON log line carries the request id:\n{logs}"
+    );
+    assert!(logs.contains("shutdown requested"), "{logs}");
+}

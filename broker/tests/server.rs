@@ -1,0 +1,269 @@
+//! The broker as a client sees it: a real server on a loopback port.
+
+use std::time::Duration;
+
+use keyferry::config::Config;
+use keyferry::server::Server;
+use serde_json::Value;
+
+struct Running {
+    base: String,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<()>,
+    state: keyferry::AppState,
+    _dir: tempfile::TempDir,
+}
+
+fn dev_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::dev_default();
+    config.data_dir = dir.to_owned();
+    config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    config
+}
+
+async fn start_with(config: Config, dir: tempfile::TempDir) -> Running {
+    let server = Server::bind(config).await.expect("bind");
+    let scheme = if server.state().config.server.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", server.local_addr());
+    let handle = server.handle();
+    let state = server.state().clone();
+    let task = tokio::spawn(async move { server.run().await.expect("serve") });
+    Running {
+        base,
+        handle,
+        task,
+        state,
+        _dir: dir,
+    }
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    start_with(dev_config(dir.path()), dir).await
+}
+
+fn client() -> reqwest::Client {
+    keyferry::server::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+async fn problem(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json", "status {status}");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_fresh_dev_broker_is_ready_with_database_and_kek_checked() {
+    let broker = start().await;
+    let response = client()
+        .get(format!("{}/readyz", broker.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["storage_kek"], "ok");
+    let health = client()
+        .get(format!("{}/healthz", broker.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let broker = start().await;
+    broker.state.store.close().await;
+    let response = client()
+        .get(format!("{}/readyz", broker.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["database"], "unavailable");
+    assert_eq!(body["checks"]["storage_kek"], "ok");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let broker = start().await;
+    let response = client()
+        .get(format!("{}/v1/nothing-here", broker.base))
+        .send()
+        .await
+        .expect("get");
+    let (status, body) = problem(response).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let broker = start().await;
+    let response = client()
+        .delete(format!("{}/healthz", broker.base))
+        .send()
+        .await
+        .expect("delete");
+    let allow = response.headers().get("allow").cloned();
+    let (status, body) = problem(response).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["code"], "method_not_allowed");
+    assert!(allow.is_some_and(|a| a.to_str().unwrap_or_default().contains("GET")));
+}
+
+#[tokio::test]
+async fn a_one_mebibyte_body_is_a_413_problem() {
+    let broker = start().await;
+    for path in ["/healthz", "/v1/token", "/v1/anything"] {
+        let response = client()
+            .post(format!("{}{path}", broker.base))
+            .header("content-type", "application/json")
+            .body(vec![b'x'; 1024 * 1024])
+            .send()
+            .await
+            .expect("post");
+        let (status, body) = problem(response).await;
+        assert_eq!(status, 413, "{path}");
+        assert_eq!(body["code"], "payload_too_large");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_the_clients() {
+    let broker = start().await;
+    let generated = client()
+        .get(format!("{}/healthz", broker.base))
+        .send()
+        .await
+        .expect("get");
+    let id = generated
+        .headers()
+        .get("x-request-id")
+        .expect("generated id");
+    assert_eq!(id.len(), 36, "a UUID");
+    let kept = client()
+        .get(format!("{}/healthz", broker.base))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(kept.headers()["x-request-id"], "trace-me-123");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let broker = start().await;
+    for _ in 0..3 {
+        client()
+            .get(format!("{}/healthz", broker.base))
+            .send()
+            .await
+            .expect("get");
+    }
+    client()
+        .get(format!("{}/v1/missing/42", broker.base))
+        .send()
+        .await
+        .expect("get");
+    let text = client()
+        .get(format!("{}/metrics", broker.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .map(str::to_owned)
+    };
+    let healthz =
+        line("keyferry_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}")
+            .unwrap_or_else(|| panic!("no healthz counter in\n{text}"));
+    assert!(healthz.ends_with(" 3"), "{healthz}");
+    // Unmatched paths share one label, so scanners cannot blow up cardinality.
+    assert!(
+        line("keyferry_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}")
+            .is_some()
+    );
+    assert!(text.contains("keyferry_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_stops_the_server() {
+    let broker = start().await;
+    client()
+        .get(format!("{}/healthz", broker.base))
+        .send()
+        .await
+        .expect("up");
+    broker
+        .handle
+        .graceful_shutdown(Some(Duration::from_secs(1)));
+    tokio::time::timeout(Duration::from_secs(10), broker.task)
+        .await
+        .expect("server stopped")
+        .expect("task");
+    assert!(
+        client()
+            .get(format!("{}/healthz", broker.base))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn tls_is_served_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("cert");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let mut config = dev_config(dir.path());
+    config.server.tls_cert = Some(cert_path);
+    config.server.tls_key = Some(key_path);
+    let broker = start_with(config, dir).await;
+    assert!(broker.base.starts_with("https://"));
+    keyferry::server::install_crypto_provider();
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem")])
+        .build()
+        .expect("client");
+    let response = trusting
+        .get(format!("{}/readyz", broker.base))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(response.status(), 200);
+    // Plain HTTP to a TLS port gets no answer.
+    let plain = broker.base.replace("https://", "http://");
+    assert!(
+        client()
+            .get(format!("{plain}/readyz"))
+            .send()
+            .await
+            .is_err()
+    );
+}

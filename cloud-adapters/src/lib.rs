@@ -1,0 +1,25 @@
+//! Key wrapping for Keyferry: every split and every broker secret at rest is
+//! encrypted by a key-encryption key (KEK) that lives in a KMS, never on the
+//! coordinator's disk (the dev-only local KEK is the one exception).
+//!
+//! # Layout
+//! - `kek_uri`: the KEK URI schemes of DESIGN §5.1 (`aws-kms://`, `gcp-kms://`,
+//!   `azure-kv://`, `local-kek://`), parsed into a [`KekUri`] once at the edge.
+//! - `wrapper`: the [`KeyWrapper`] trait every backend implements, and
+//!   [`open_wrapper`], the one factory that turns a URI into a backend.
+//! - `local`: [`LocalKek`], AES-256-GCM with a key file under the data dir.
+//! - `error`: [`WrapError`], the one error type of this crate.
+//!
+//! Ciphertexts are opaque bytes to callers. For the cloud KMSs they are the
+//! plain KMS ciphertext with empty associated data, which is what Tink's KMS
+//! envelope expects, so a workload can unwrap with stock tooling.
+
+mod error;
+mod kek_uri;
+mod local;
+mod wrapper;
+
+pub use error::WrapError;
+pub use kek_uri::{KekScheme, KekUri};
+pub use local::LocalKek;
+pub use wrapper::{KeyWrapper, WrapperContext, open_wrapper};
