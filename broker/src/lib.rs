@@ -5,6 +5,8 @@
 //! - `storage`: the [`Store`](storage::Store) over SQLite or PostgreSQL.
 //! - `http`: the router, the middleware every request passes, health and
 //!   metrics endpoints.
+//! - `issuer`: the broker's own OIDC issuer: signing keys (wrapped, rotated
+//!   under a database lock), discovery and JWKS.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
 //! - `state`: [`AppState`], what handlers share.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod http;
+pub mod issuer;
 pub mod server;
 mod state;
 pub mod storage;

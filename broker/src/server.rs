@@ -10,8 +10,10 @@ use cloud_adapters::{KekUri, WrapperContext, open_wrapper};
 
 use crate::config::Config;
 use crate::http::{Metrics, app};
+use crate::issuer::Issuer;
 use crate::state::AppState;
 use crate::storage::Store;
+use idp::RotationPolicy;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum StartError {
     /// The TLS certificate or key cannot be loaded.
     #[error("TLS: {0}")]
     Tls(std::io::Error),
+    /// The issuer's signing keys cannot be loaded.
+    #[error("{0}")]
+    Issuer(#[from] crate::issuer::IssuerError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -59,11 +64,32 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config.storage.max_connections.unwrap_or(10),
     )
     .await?;
+    build_state_with(config, store, storage_kek, Arc::new(idp::SystemClock)).await
+}
+
+/// Builds the shared state around an opened store and KEK and a clock
+/// (tests pass a `ManualClock`).
+pub async fn build_state_with(
+    config: Config,
+    store: Store,
+    storage_kek: Arc<dyn cloud_adapters::KeyWrapper>,
+    clock: Arc<dyn idp::Clock>,
+) -> Result<AppState, StartError> {
+    let issuer = Issuer::open(
+        config.public_url(),
+        store.clone(),
+        storage_kek.clone(),
+        clock.clone(),
+        RotationPolicy::default(),
+    )
+    .await?;
     Ok(AppState {
         config: Arc::new(config),
         store,
         storage_kek,
         metrics: Arc::new(Metrics::new()),
+        clock,
+        issuer,
     })
 }
 
@@ -163,7 +189,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         handle.graceful_shutdown(Some(grace));
     });
     let store = server.state.store.clone();
+    let rotation = server
+        .state
+        .issuer
+        .spawn_rotation(std::time::Duration::from_secs(60));
     let result = server.run().await;
+    rotation.abort();
     store.close().await;
     tracing::info!("stopped");
     result

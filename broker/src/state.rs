@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use cloud_adapters::KeyWrapper;
+use idp::Clock;
 
 use crate::config::Config;
 use crate::http::Metrics;
+use crate::issuer::Issuer;
 use crate::storage::Store;
 
 /// Shared state of one broker instance.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     /// The loaded, checked configuration.
     pub config: Arc<Config>,
@@ -21,10 +23,23 @@ pub struct AppState {
     pub storage_kek: Arc<dyn KeyWrapper>,
     /// This instance's metric registry.
     pub metrics: Arc<Metrics>,
+    /// Time, moved by tests instead of sleeping.
+    pub clock: Arc<dyn Clock>,
+    /// The broker's own OIDC issuer.
+    pub issuer: Arc<Issuer>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }

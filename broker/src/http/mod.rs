@@ -41,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     // the request id is set first, the body limit applied last.
     Router::new()
         .merge(health::router())
+        .merge(crate::issuer::router())
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .with_state(state)

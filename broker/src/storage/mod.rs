@@ -10,13 +10,14 @@
 //! and bytes.
 //!
 //! One module per table group: `adtechs`, `issuers`, `mappings`, `nonces`,
-//! `audit`.
+//! `audit`, `signing_keys` (with the lock that serialises rotation).
 
 mod adtechs;
 mod audit;
 mod issuers;
 mod mappings;
 mod nonces;
+mod signing_keys;
 
 use std::path::Path;
 use std::sync::Once;
@@ -30,6 +31,7 @@ pub use audit::AuditEvent;
 pub use issuers::StoredIssuer;
 pub use mappings::{MappingFilter, MappingRecord};
 pub use nonces::NonceOutcome;
+pub use signing_keys::{SigningKeysTx, StoredSigningKey};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
