@@ -25,6 +25,8 @@ pub enum Error {
         code: &'static str,
         /// Human explanation naming the field.
         detail: String,
+        /// The request field at fault, when there is one.
+        field: Option<String>,
     },
     /// No such resource (or route).
     #[error("{0}")]
@@ -38,6 +40,12 @@ pub enum Error {
     /// The body is larger than `server.body_limit`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// No valid operator credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The operator's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The body is not `application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
@@ -55,6 +63,7 @@ impl Error {
         Error::BadRequest {
             code: "invalid_field",
             detail: format!("{field}: {problem}"),
+            field: Some(field.to_owned()),
         }
     }
 
@@ -65,6 +74,8 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +90,8 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Unavailable(_) => "unavailable",
@@ -112,6 +125,9 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code.
     pub code: String,
+    /// The request field at fault (an RFC 9457 extension member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -123,6 +139,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code: code.to_owned(),
+            field: None,
         }
     }
 }
@@ -153,6 +170,17 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        Problem::new(self.status(), self.code(), detail).into_response()
+        let mut problem = Problem::new(self.status(), self.code(), detail);
+        if let Error::BadRequest { field, .. } = &self {
+            problem.field = field.clone();
+        }
+        let unauthenticated = matches!(self, Error::Unauthenticated(_));
+        let mut response = problem.into_response();
+        if unauthenticated {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

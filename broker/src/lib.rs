@@ -7,6 +7,10 @@
 //!   metrics endpoints.
 //! - `issuer`: the broker's own OIDC issuer: signing keys (wrapped, rotated
 //!   under a database lock), discovery and JWKS.
+//! - `federation`: trusted issuers, `POST /v1/token` (RFC 8693), and the
+//!   `Caller` extractor for the credentials it issues.
+//! - `admin`: operator authentication (`Operator<Role>`) and onboarding.
+//! - `audit`: the `Audit` interface every audited decision goes through.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
 //! - `state`: [`AppState`], what handlers share.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
@@ -14,9 +18,12 @@
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
 //! - `testing`: throwaway databases for tests (hidden from docs).
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod federation;
 pub mod http;
 pub mod issuer;
 pub mod server;

@@ -8,7 +8,10 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use cloud_adapters::{KekUri, WrapperContext, open_wrapper};
 
+use crate::admin::AdminAuth;
+use crate::audit::TableAudit;
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::http::{Metrics, app};
 use crate::issuer::Issuer;
 use crate::state::AppState;
@@ -38,6 +41,12 @@ pub enum StartError {
     /// The issuer's signing keys cannot be loaded.
     #[error("{0}")]
     Issuer(#[from] crate::issuer::IssuerError),
+    /// The trusted issuers cannot be loaded.
+    #[error("federation: {0}")]
+    Federation(#[from] crate::federation::FederationError),
+    /// Operator authentication cannot be set up.
+    #[error("admin: {0}")]
+    AdminAuth(#[from] crate::admin::auth::AdminAuthError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -83,13 +92,18 @@ pub async fn build_state_with(
         RotationPolicy::default(),
     )
     .await?;
+    let federation = Federation::open(&config, &store, clock.clone()).await?;
+    let admin_auth = AdminAuth::open(&config, &store, clock.clone()).await?;
     Ok(AppState {
         config: Arc::new(config),
+        audit: TableAudit::shared(store.clone()),
         store,
         storage_kek,
         metrics: Arc::new(Metrics::new()),
         clock,
         issuer,
+        federation,
+        admin_auth,
     })
 }
 

@@ -7,7 +7,10 @@ use axum::extract::FromRef;
 use cloud_adapters::KeyWrapper;
 use idp::Clock;
 
+use crate::admin::AdminAuth;
+use crate::audit::Audit;
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
 use crate::storage::Store;
@@ -27,6 +30,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The broker's own OIDC issuer.
     pub issuer: Arc<Issuer>,
+    /// Trusted issuers, subject-token validation, rate limits.
+    pub federation: Arc<Federation>,
+    /// Operator authentication.
+    pub admin_auth: Arc<AdminAuth>,
+    /// Where audited events go.
+    pub audit: Arc<dyn Audit>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

@@ -29,6 +29,37 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The first thing wrong with an issuer entry, as (field, message).
+fn issuer_problem(issuer: &super::IssuerEntry, production: bool) -> Option<(&'static str, String)> {
+    match issuer.issuer.scheme() {
+        "https" => {}
+        "http" if production => {
+            return Some((
+                "issuer",
+                "http issuers are for the dev profile only; an issuer must be https".into(),
+            ));
+        }
+        "http" if !is_loopback(&issuer.issuer) => {
+            return Some((
+                "issuer",
+                "http is allowed only for loopback issuers in dev".into(),
+            ));
+        }
+        "http" => {}
+        other => return Some(("issuer", format!("unsupported scheme `{other}`"))),
+    }
+    if issuer.audience.is_empty() {
+        return Some(("audience", "must not be empty".into()));
+    }
+    match issuer.to_idp() {
+        Err(e) => Some(("algorithms", e)),
+        Ok(config) => config
+            .validate(!production)
+            .err()
+            .map(|e| ("issuer", e.to_string())),
+    }
+}
+
 impl Config {
     /// Applies every rule that the types alone cannot, returning all
     /// problems rather than the first.
@@ -144,6 +175,33 @@ impl Config {
             );
         }
 
+        if let Some(url) = &self.admin.oidc_issuer {
+            if production && url.scheme() != "https" {
+                problem("admin.oidc_issuer", "must be https in production".into());
+            }
+            if self.admin.oidc_audience.is_none() {
+                problem(
+                    "admin.oidc_audience",
+                    "must be set with admin.oidc_issuer".into(),
+                );
+            }
+        }
+        if self.federation.token_ttl.is_zero()
+            || self.federation.token_ttl > std::time::Duration::from_secs(3600)
+        {
+            problem(
+                "federation.token_ttl",
+                "must be between 1s and 1h (the signing-key rotation keeps retired keys for 1h)"
+                    .into(),
+            );
+        }
+        if self.federation.rate_limit_per_minute == 0 {
+            problem(
+                "federation.rate_limit_per_minute",
+                "must be at least 1".into(),
+            );
+        }
+
         if production && !self.attestation.extra_roots.is_empty() {
             problem(
                 "attestation.extra_roots",
@@ -153,31 +211,14 @@ impl Config {
 
         let mut names = std::collections::HashSet::new();
         for (i, issuer) in self.issuers.iter().enumerate() {
-            let key = format!("issuers[{i}].issuer");
             if !names.insert(issuer.name.as_str()) {
                 problem(
                     &format!("issuers[{i}].name"),
                     format!("duplicate issuer name `{}`", issuer.name),
                 );
             }
-            match issuer.issuer.scheme() {
-                "https" => {}
-                "http" if production => problem(
-                    &key,
-                    "http issuers are for the dev profile only; an issuer must be https".into(),
-                ),
-                "http" if !is_loopback(&issuer.issuer) => problem(
-                    &key,
-                    "http is allowed only for loopback issuers in dev".into(),
-                ),
-                "http" => {}
-                other => problem(&key, format!("unsupported scheme `{other}`")),
-            }
-            if issuer.audience.is_empty() {
-                problem(
-                    &format!("issuers[{i}].audience"),
-                    "must not be empty".into(),
-                );
+            if let Some((field, message)) = issuer_problem(issuer, production) {
+                problem(&format!("issuers[{i}].{field}"), message);
             }
         }
 

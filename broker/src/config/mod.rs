@@ -45,6 +45,9 @@ pub struct Config {
     /// Trusted workload identity issuers.
     #[serde(default)]
     pub issuers: Vec<IssuerEntry>,
+    /// Token exchange.
+    #[serde(default)]
+    pub federation: FederationConfig,
     /// Attestation trust anchors.
     #[serde(default)]
     pub attestation: AttestationConfig,
@@ -147,13 +150,54 @@ impl Default for CoordinatorConfig {
     }
 }
 
-/// `[admin]`
+/// `[admin]`: how operators authenticate (DESIGN §7.4).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Create a bootstrap admin token at first start (dev profile only).
     /// Unset means: yes in dev, no in production.
     pub bootstrap_token: Option<bool>,
+    /// The operator OIDC issuer whose tokens carry roles (production).
+    pub oidc_issuer: Option<Url>,
+    /// The `aud` operator tokens must carry.
+    pub oidc_audience: Option<String>,
+    /// Explicit JWKS URL of the operator issuer (default: discovery).
+    pub oidc_jwks_uri: Option<Url>,
+    /// The claim holding the roles (`admin`, `auditor`, `member`), a string
+    /// or an array. Default `keyferry_roles`.
+    pub role_claim: Option<String>,
+}
+
+impl AdminConfig {
+    /// The role claim in effect.
+    pub fn role_claim(&self) -> &str {
+        self.role_claim.as_deref().unwrap_or("keyferry_roles")
+    }
+}
+
+/// `[federation]`: the token exchange of DESIGN §3.1.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// Lifetime of issued credentials.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// Audiences a caller may request; the public URL is always allowed
+    /// and is the default.
+    pub audiences: Vec<String>,
+    /// Exchanges allowed per workload identity (issuer and subject) per
+    /// minute; more get 429 with `Retry-After`.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            token_ttl: Duration::from_secs(3600),
+            audiences: Vec::new(),
+            rate_limit_per_minute: 60,
+        }
+    }
 }
 
 /// `[[issuers]]`: a trusted workload identity issuer (DESIGN §3.3).
@@ -171,12 +215,44 @@ pub struct IssuerEntry {
     /// Accepted signature algorithms (default RS256, ES256).
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
-    /// Longest accepted `exp − iat` (default 24 h).
+    /// Longest accepted `exp - iat` (default 24 h).
     #[serde(default, with = "humantime_serde")]
     pub max_token_lifetime: Option<Duration>,
     /// Skip discovery and fetch keys here.
     #[serde(default)]
     pub jwks_uri: Option<Url>,
+}
+
+impl IssuerEntry {
+    /// The `idp` form of this entry, or what is wrong with it.
+    pub fn to_idp(&self) -> Result<idp::IssuerConfig, String> {
+        let kind = match self.kind {
+            IssuerKind::Aws => idp::IssuerKind::Aws,
+            IssuerKind::Gcp => idp::IssuerKind::Gcp,
+            IssuerKind::Azure => idp::IssuerKind::Azure,
+            IssuerKind::Oidc => idp::IssuerKind::Oidc,
+        };
+        let issuer = self.issuer.as_str();
+        // Url adds a trailing slash to a bare origin; `iss` comparison is exact,
+        // so keep what the operator wrote for host-only issuers.
+        let issuer = if self.issuer.path() == "/" && !issuer.ends_with("//") {
+            issuer.trim_end_matches('/')
+        } else {
+            issuer
+        };
+        let mut config = idp::IssuerConfig::new(&self.name, kind, issuer, &self.audience);
+        if let Some(algorithms) = &self.algorithms {
+            config.algorithms = algorithms
+                .iter()
+                .map(|a| a.parse().map_err(|_| format!("unknown algorithm `{a}`")))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(lifetime) = self.max_token_lifetime {
+            config.max_token_lifetime = lifetime;
+        }
+        config.jwks_uri = self.jwks_uri.clone();
+        Ok(config)
+    }
 }
 
 /// The cloud (or generic OIDC) an issuer belongs to.
@@ -219,6 +295,7 @@ impl Config {
             },
             admin: AdminConfig::default(),
             issuers: Vec::new(),
+            federation: FederationConfig::default(),
             attestation: AttestationConfig::default(),
         }
     }

@@ -30,6 +30,7 @@ where
             Err(e) => Err(Error::BadRequest {
                 code: "bad_json",
                 detail: e.body_text(),
+                field: None,
             }),
         }
     }

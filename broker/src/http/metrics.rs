@@ -25,6 +25,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     method: String,
     route: String,
@@ -36,6 +42,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
+    token_decisions: Family<DecisionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -63,16 +70,30 @@ impl Metrics {
             "HTTP request latency by method and route",
             latency.clone(),
         );
+        let token_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "token_decisions",
+            "Token exchange decisions by outcome and reason",
+            token_decisions.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            token_decisions,
         }
     }
 
     /// The registry, for other modules to register their metrics.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Counts one token-exchange decision (`allow`/`deny`) and its reason.
+    pub fn token_decision(&self, decision: &'static str, reason: &'static str) {
+        self.token_decisions
+            .get_or_create(&DecisionLabels { decision, reason })
+            .inc();
     }
 
     /// The OpenMetrics text exposition.

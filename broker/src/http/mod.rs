@@ -42,6 +42,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(crate::issuer::router())
+        .merge(crate::federation::router())
+        .merge(crate::admin::router())
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .with_state(state)

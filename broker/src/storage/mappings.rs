@@ -56,10 +56,23 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<MappingRecord, StoreError> {
 }
 
 impl Store {
-    /// Adds a mapping; `Conflict` if the id is taken, `NotFound` if the ad
-    /// tech does not exist. Overlap with other mappings is the caller's rule.
-    pub async fn insert_mapping(&self, m: &MappingRecord) -> Result<(), StoreError> {
+    /// Adds a mapping unless `check` refuses it given the mappings that
+    /// already exist for the same issuer and subject. The check and the
+    /// insert run in one transaction under the `mappings` lock, so two
+    /// concurrent onboardings cannot both add overlapping rules.
+    /// `NotFound` if the ad tech does not exist; `Conflict` from the check or
+    /// a taken id.
+    pub async fn insert_mapping(
+        &self,
+        m: &MappingRecord,
+        now_ms: i64,
+        check: impl FnOnce(&[MappingRecord]) -> Result<(), String>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE locks SET held_at = $1 WHERE name = 'mappings'")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
         let adtech_exists = sqlx::query("SELECT 1 FROM adtechs WHERE id = $1")
             .bind(&m.adtech)
             .fetch_optional(&mut *tx)
@@ -68,6 +81,16 @@ impl Store {
         if !adtech_exists {
             return Err(StoreError::NotFound(format!("ad tech `{}`", m.adtech)));
         }
+        let existing =
+            sqlx::query("SELECT * FROM mappings WHERE issuer = $1 AND subject = $2 ORDER BY id")
+                .bind(&m.issuer)
+                .bind(&m.subject)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+        check(&existing).map_err(StoreError::Conflict)?;
         sqlx::query(
             "INSERT INTO mappings (id, adtech, cloud, issuer, subject, conditions, scopes, enabled, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -86,6 +109,32 @@ impl Store {
         .map_err(|e| conflict_or(e, || format!("mapping `{}`", m.id)))?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every mapping of an issuer and subject, each with whether its ad
+    /// tech is enabled: the token endpoint tells "no mapping" from
+    /// "ad tech disabled".
+    pub async fn mappings_for_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Vec<(MappingRecord, bool)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.*, a.enabled AS adtech_enabled FROM mappings m JOIN adtechs a ON a.id = m.adtech \
+             WHERE m.issuer = $1 AND m.subject = $2 ORDER BY m.id",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    from_row(row)?,
+                    row.try_get::<i64, _>("adtech_enabled")? != 0,
+                ))
+            })
+            .collect()
     }
 
     /// Mappings matching the filter, oldest first.

@@ -12,6 +12,7 @@
 //! One module per table group: `adtechs`, `issuers`, `mappings`, `nonces`,
 //! `audit`, `signing_keys` (with the lock that serialises rotation).
 
+mod admin_tokens;
 mod adtechs;
 mod audit;
 mod issuers;

@@ -54,7 +54,7 @@ async fn adtechs_round_trip_and_refuse_duplicates(store: &Store) {
 async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
     store.insert_adtech(&adtech("acme")).await.expect("insert");
     store
-        .insert_mapping(&mapping("m-1", "acme", "111"))
+        .insert_mapping(&mapping("m-1", "acme", "111"), 0, |_| Ok(()))
         .await
         .expect("insert mapping");
     let iss = "https://accounts.google.com";
@@ -104,16 +104,34 @@ async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
     let mut m2 = mapping("m-2", "zeta", "222");
     m2.cloud = "azure".into();
     m2.issuer = "https://login.microsoftonline.com/t/v2.0".into();
-    store.insert_mapping(&m1).await.expect("insert");
-    store.insert_mapping(&m2).await.expect("insert");
+    store
+        .insert_mapping(&m1, 0, |_| Ok(()))
+        .await
+        .expect("insert");
+    store
+        .insert_mapping(&m2, 0, |_| Ok(()))
+        .await
+        .expect("insert");
     assert!(matches!(
-        store.insert_mapping(&m1).await,
+        store.insert_mapping(&m1, 0, |_| Ok(())).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.insert_mapping(&mapping("m-3", "nobody", "333")).await,
+        store
+            .insert_mapping(&mapping("m-3", "nobody", "333"), 0, |_| Ok(()))
+            .await,
         Err(StoreError::NotFound(_))
     ));
+    // The check sees the existing rules for the same issuer and subject.
+    let mut seen = Vec::new();
+    let refused = store
+        .insert_mapping(&mapping("m-4", "zeta", "111"), 0, |existing| {
+            seen = existing.iter().map(|m| m.id.clone()).collect();
+            Err("overlaps m-1".into())
+        })
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict(msg)) if msg == "overlaps m-1"));
+    assert_eq!(seen, ["m-1"]);
 
     let all = store
         .mappings(&MappingFilter::default())
@@ -155,6 +173,24 @@ async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
         Vec::<String>::new()
     );
 
+    store
+        .set_adtech_enabled("acme", false, 1)
+        .await
+        .expect("disable");
+    let for_subject = store
+        .mappings_for_subject(&m1.issuer, "111")
+        .await
+        .expect("lookup");
+    assert_eq!(for_subject, [(m1.clone(), false)]);
+    store
+        .set_adtech_enabled("acme", false, 1)
+        .await
+        .expect("disable");
+    let for_subject = store
+        .mappings_for_subject(&m1.issuer, "111")
+        .await
+        .expect("lookup");
+    assert_eq!(for_subject, [(m1.clone(), false)]);
     assert_eq!(store.delete_mapping("m-1").await.expect("delete"), m1);
     assert!(matches!(
         store.delete_mapping("m-1").await,
@@ -276,6 +312,30 @@ async fn audit_events_keep_their_order(store: &Store) {
     assert_eq!(events[1].kind, "test.event");
 }
 
+async fn admin_token_hashes_are_replaced_by_label(store: &Store) {
+    store
+        .replace_admin_token("bootstrap", &[1; 32], "admin", 1)
+        .await
+        .expect("store");
+    store
+        .replace_admin_token("bootstrap", &[2; 32], "admin", 2)
+        .await
+        .expect("replace");
+    store
+        .replace_admin_token("other", &[3; 32], "auditor", 3)
+        .await
+        .expect("store");
+    let mut hashes = store.admin_token_hashes().await.expect("list");
+    hashes.sort();
+    assert_eq!(
+        hashes,
+        [
+            (vec![2; 32], "admin".to_owned(), "bootstrap".to_owned()),
+            (vec![3; 32], "auditor".to_owned(), "other".to_owned())
+        ]
+    );
+}
+
 async fn migrations_are_idempotent(store: &Store) {
     store.insert_adtech(&adtech("acme")).await.expect("insert");
     store.ping().await.expect("ping");
@@ -322,6 +382,7 @@ on_both_backends!(
     expired_nonces_are_purged,
     audit_events_keep_their_order,
     migrations_are_idempotent,
+    admin_token_hashes_are_replaced_by_label,
 );
 
 #[tokio::test]

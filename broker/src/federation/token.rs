@@ -1,0 +1,402 @@
+//! `POST /v1/token`: RFC 8693 token exchange (DESIGN §3.1).
+//!
+//! The order of work: parse the form (`invalid_request`,
+//! `unsupported_grant_type`), check the audience (`invalid_target`),
+//! validate the subject token (`invalid_grant` naming the failed check),
+//! apply the per-identity rate limit (429), select exactly one mapping
+//! (`invalid_grant`), check the scope (`invalid_scope`), record the decision
+//! durably, mint. Every allow and every deny is audited and counted; the
+//! subject token is never stored, logged or echoed.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock as _, DefaultClock};
+use idp::{
+    AccessTokenClaims, MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken,
+};
+use serde_json::json;
+
+use super::mapping_rule;
+use crate::audit::AuditEvent;
+use crate::issuer::unix_ms;
+use crate::state::AppState;
+
+const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// An RFC 6749 §5.2 error response.
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// The request parameters, each present at most once (RFC 6749 §3.2).
+#[derive(Default)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    audience: Option<String>,
+    scope: Option<String>,
+    requested_token_type: Option<String>,
+}
+
+impl TokenRequest {
+    fn parse(pairs: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        let mut request = TokenRequest::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "grant_type" => &mut request.grant_type,
+                "subject_token" => &mut request.subject_token,
+                "subject_token_type" => &mut request.subject_token_type,
+                "audience" => &mut request.audience,
+                "scope" => &mut request.scope,
+                "requested_token_type" => &mut request.requested_token_type,
+                // RFC 6749 §3.2: unrecognised parameters are ignored.
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    format!("parameter `{name}` is repeated"),
+                ));
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// Why an exchange was refused, for audit and metrics.
+struct Denial {
+    error: OAuthError,
+    reason: &'static str,
+}
+
+impl Denial {
+    fn grant(reason: &'static str, description: impl Into<String>) -> Self {
+        Denial {
+            error: OAuthError::new("invalid_grant", description),
+            reason,
+        }
+    }
+}
+
+pub(super) async fn exchange(
+    State(state): State<AppState>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let request = match form {
+        Ok(Form(pairs)) => TokenRequest::parse(pairs),
+        Err(e) => Err(OAuthError::new(
+            "invalid_request",
+            format!(
+                "the body must be application/x-www-form-urlencoded: {}",
+                e.body_text()
+            ),
+        )),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    // Before validation only the claimed identity is known; it is recorded
+    // as claimed, never trusted.
+    let claimed = request
+        .subject_token
+        .as_deref()
+        .and_then(UnverifiedIdentity::peek);
+    match decide(&state, &request).await {
+        Ok(response) => response,
+        Err(denial) => {
+            let (issuer, subject) = claimed.map_or((None, None), |c| (c.iss, c.sub));
+            state.metrics.token_decision("deny", denial.reason);
+            tracing::info!(reason = denial.reason, issuer = ?issuer, subject = ?subject, "token exchange denied");
+            let event = AuditEvent::new(
+                "token.exchange",
+                "workload",
+                json!({
+                    "decision": "deny",
+                    "reason": denial.reason,
+                    "claimedIssuer": issuer,
+                    "claimedSubject": subject,
+                }),
+            );
+            if let Err(e) = state.audit.record(unix_ms(state.clock.now()), event).await {
+                return unavailable(&e);
+            }
+            denial.error.into_response()
+        }
+    }
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "cannot record audit event");
+    OAuthError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        error: "temporarily_unavailable",
+        description: "the decision could not be recorded; retry later".into(),
+        retry_after: Some(5),
+    }
+    .into_response()
+}
+
+async fn decide(state: &AppState, request: &TokenRequest) -> Result<Response, Denial> {
+    let federation = &state.federation;
+    let invalid_request = |reason, msg: &str| Denial {
+        error: OAuthError::new("invalid_request", msg),
+        reason,
+    };
+    match request.grant_type.as_deref() {
+        None => {
+            return Err(invalid_request(
+                "missing_grant_type",
+                "grant_type is required",
+            ));
+        }
+        Some(TOKEN_EXCHANGE_GRANT) => {}
+        Some(_) => {
+            return Err(Denial {
+                error: OAuthError::new(
+                    "unsupported_grant_type",
+                    "only token exchange (RFC 8693) is supported",
+                ),
+                reason: "unsupported_grant_type",
+            });
+        }
+    }
+    let Some(subject_token) = request.subject_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(invalid_request(
+            "missing_subject_token",
+            "subject_token is required",
+        ));
+    };
+    match request.subject_token_type.as_deref() {
+        Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID_TOKEN) => {}
+        None => {
+            return Err(invalid_request(
+                "missing_subject_token_type",
+                "subject_token_type is required",
+            ));
+        }
+        Some(_) => {
+            return Err(invalid_request(
+                "unsupported_subject_token_type",
+                "subject_token_type must be urn:ietf:params:oauth:token-type:jwt or :id_token",
+            ));
+        }
+    }
+    match request.requested_token_type.as_deref() {
+        None | Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ACCESS_TOKEN) => {}
+        Some(_) => {
+            return Err(invalid_request(
+                "unsupported_requested_token_type",
+                "requested_token_type must be urn:ietf:params:oauth:token-type:jwt or :access_token",
+            ));
+        }
+    }
+    let audience = request
+        .audience
+        .clone()
+        .unwrap_or_else(|| federation.audiences[0].clone());
+    if !federation.audiences.contains(&audience) {
+        return Err(Denial {
+            error: OAuthError::new("invalid_target", "the requested audience is not allowed"),
+            reason: "invalid_target",
+        });
+    }
+
+    let token = federation
+        .validator
+        .validate(subject_token)
+        .await
+        .map_err(|r| {
+            Denial::grant(
+                r.code(),
+                format!("subject token refused: {}", r.description()),
+            )
+        })?;
+
+    let key = (token.iss().to_owned(), token.sub().to_owned());
+    if let Err(not_until) = federation.limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(Denial {
+            error: OAuthError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                error: "slow_down",
+                description: "too many token exchanges for this identity; retry later".into(),
+                retry_after: Some(secs.max(1)),
+            },
+            reason: "rate_limited",
+        });
+    }
+
+    let (rule, adtech) = select(state, &token).await?;
+    let granted = match request.scope.as_deref().map(str::trim) {
+        None | Some("") => rule.scopes.clone(),
+        Some(requested) => {
+            let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
+            if let Some(extra) = requested.iter().find(|s| !rule.scopes.contains(s)) {
+                return Err(Denial {
+                    error: OAuthError::new(
+                        "invalid_scope",
+                        format!("scope `{extra}` is not granted to this identity"),
+                    ),
+                    reason: "invalid_scope",
+                });
+            }
+            requested
+        }
+    };
+
+    let now = state.clock.now();
+    let claims = AccessTokenClaims {
+        adtech: adtech.clone(),
+        client_id: rule.id.clone(),
+        audience: audience.clone(),
+        scopes: granted.clone(),
+        cloud: rule.cloud,
+        src_iss: token.iss().to_owned(),
+        src_sub: token.sub().to_owned(),
+        ttl: federation.token_ttl,
+    };
+    let minted = state
+        .issuer
+        .current()
+        .mint_access_token(now, &claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot mint a credential");
+            Denial {
+                error: OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    description: "the broker cannot sign credentials right now".into(),
+                    retry_after: Some(5),
+                },
+                reason: "signing_unavailable",
+            }
+        })?;
+    let scope = granted.join(" ");
+    let event = AuditEvent::new(
+        "token.exchange",
+        format!("adtech:{adtech}"),
+        json!({
+            "decision": "allow",
+            "issuer": token.iss(),
+            "subject": token.sub(),
+            "adtech": adtech,
+            "mapping": rule.id,
+            "cloud": rule.cloud.as_str(),
+            "audience": audience,
+            "scope": scope,
+            "jti": minted.jti(),
+            "expiresAt": minted.expires_at(),
+        }),
+    );
+    if let Err(e) = state.audit.record(unix_ms(now), event).await {
+        return Ok(unavailable(&e));
+    }
+    state.metrics.token_decision("allow", "mapped");
+    tracing::info!(adtech = %adtech, mapping = %rule.id, jti = %minted.jti(), "token exchange allowed");
+    let expires_in =
+        Duration::from_secs(u64::try_from(minted.expires_at() - unix_ms(now) / 1000).unwrap_or(0));
+    let body = json!({
+        "access_token": minted.as_str(),
+        "issued_token_type": TOKEN_TYPE_JWT,
+        "token_type": "Bearer",
+        "expires_in": expires_in.as_secs(),
+        "scope": scope,
+    });
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Exactly one enabled mapping of an enabled ad tech must match.
+async fn select(state: &AppState, token: &VerifiedToken) -> Result<(idp::Mapping, String), Denial> {
+    let rows = state
+        .store
+        .mappings_for_subject(token.iss(), token.sub())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read mappings");
+            Denial {
+                error: OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    description: "the broker cannot read its mappings right now".into(),
+                    retry_after: Some(5),
+                },
+                reason: "storage_unavailable",
+            }
+        })?;
+    let mut active = Vec::new();
+    let mut of_disabled_adtech = false;
+    for (record, adtech_enabled) in &rows {
+        let Ok(rule) = mapping_rule(record) else {
+            tracing::error!(mapping = %record.id, "stored mapping does not decode; ignored");
+            continue;
+        };
+        if !adtech_enabled {
+            of_disabled_adtech |= rule.enabled;
+        } else if rule.enabled {
+            active.push(rule);
+        }
+    }
+    match idp::select_mapping(token, &active) {
+        Ok(rule) => {
+            let adtech = rule.adtech.clone();
+            Ok((rule.clone(), adtech))
+        }
+        Err(MappingRejection::NoMapping) if of_disabled_adtech => Err(Denial::grant(
+            "adtech_disabled",
+            "the ad tech of this identity is disabled",
+        )),
+        Err(MappingRejection::NoMapping) => {
+            Err(Denial::grant("no_mapping", "no mapping for this identity"))
+        }
+        Err(MappingRejection::Ambiguous { .. }) => Err(Denial::grant(
+            "ambiguous_mapping",
+            "more than one mapping matches this identity",
+        )),
+        Err(MappingRejection::ConditionFailed { claim }) => Err(Denial::grant(
+            "condition_failed",
+            format!("a mapping condition does not hold (claim `{claim}`)"),
+        )),
+    }
+}
