@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, Overrides};
 
+mod onboard;
+
 /// Keyferry: federated cross-cloud identity and key-wrap broker.
 #[derive(Debug, Parser)]
 #[command(name = "keyferry", version, about)]
@@ -37,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Onboard issuers, ad techs and their workload identities (admin API).
+    Onboard(onboard::OnboardArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +98,7 @@ impl Cli {
                 }
                 Err(e) => config_failure(&e),
             },
+            Command::Onboard(args) => onboard::run(args),
         }
     }
 }
