@@ -17,8 +17,15 @@ use support::NodeIdp;
 const OPERATORS: &str = "keyferry-operators";
 const GOOGLE_LIKE: &str = "https://accounts.google.com";
 
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
 struct Env {
     idp: NodeIdp,
+    db: Option<keyferry::testing::TestDb>,
     base: String,
     bootstrap: String,
     client: reqwest::Client,
@@ -33,8 +40,9 @@ impl Drop for Env {
     }
 }
 
-fn config_for(dir: &std::path::Path, idp: &str) -> Config {
+fn config_for(dir: &std::path::Path, idp: &str, db: Option<&keyferry::testing::TestDb>) -> Config {
     let mut config = Config::dev_default();
+    config.storage.url = db.map(|db| db.url.clone());
     config.data_dir = dir.to_owned();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.admin.oidc_issuer = Some(idp.parse().expect("url"));
@@ -52,11 +60,15 @@ fn config_for(dir: &std::path::Path, idp: &str) -> Config {
     config
 }
 
-async fn env() -> Option<Env> {
+async fn env(db: Db) -> Option<Env> {
     let idp = NodeIdp::start().await?;
+    let db = match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
+    };
     keyferry::server::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::bind(config_for(dir.path(), &idp.issuer))
+    let server = Server::bind(config_for(dir.path(), &idp.issuer, db.as_ref()))
         .await
         .expect("bind");
     let base = format!("http://{}", server.local_addr());
@@ -67,6 +79,7 @@ async fn env() -> Option<Env> {
         std::fs::read_to_string(dir.path().join("admin-token")).expect("bootstrap token");
     Some(Env {
         idp,
+        db,
         base,
         bootstrap,
         client: reqwest::Client::new(),
@@ -110,7 +123,9 @@ impl Env {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_token_is_private_and_stored_only_as_a_hash() {
-    let Some(env) = env().await else { return };
+    let Some(env) = env(Db::Sqlite).await else {
+        return;
+    };
     let path = env.dir.path().join("admin-token");
     #[cfg(unix)]
     {
@@ -131,7 +146,7 @@ async fn the_bootstrap_token_is_private_and_stored_only_as_a_hash() {
     );
 
     // A restart on the same data keeps the token.
-    let server = Server::bind(config_for(env.dir.path(), &env.idp.issuer))
+    let server = Server::bind(config_for(env.dir.path(), &env.idp.issuer, env.db.as_ref()))
         .await
         .expect("restart");
     drop(server);
@@ -146,8 +161,17 @@ fn now() -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens() {
-    let Some(mut env) = env().await else { return };
+async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_sqlite() {
+    admin_endpoints_refuse_bad_tokens(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_postgres() {
+    admin_endpoints_refuse_bad_tokens(Db::Postgres).await;
+}
+
+async fn admin_endpoints_refuse_bad_tokens(db: Db) {
+    let Some(mut env) = env(db).await else { return };
     let writes: Vec<(Method, &str, Value)> = vec![
         (
             Method::POST,
@@ -269,8 +293,17 @@ async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_validation_errors_name_the_field() {
-    let Some(env) = env().await else { return };
+async fn onboarding_validation_errors_name_the_field_on_sqlite() {
+    onboarding_validation_errors_name_the_field(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_validation_errors_name_the_field_on_postgres() {
+    onboarding_validation_errors_name_the_field(Db::Postgres).await;
+}
+
+async fn onboarding_validation_errors_name_the_field(db: Db) {
+    let Some(env) = env(db).await else { return };
     let token = env.bootstrap.trim().to_owned();
     let post = |path: &'static str, body: Value| {
         let env = &env;

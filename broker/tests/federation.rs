@@ -19,8 +19,15 @@ const AUDIENCE: &str = "keyferry-test";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
 struct Env {
     idp: NodeIdp,
+    _db: Option<keyferry::testing::TestDb>,
     base: String,
     admin_token: String,
     client: reqwest::Client,
@@ -42,8 +49,12 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-async fn env(kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) -> Option<Env> {
+async fn env(db: Db, kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) -> Option<Env> {
     let idp = NodeIdp::start().await?;
+    let db = match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
+    };
     keyferry::server::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::dev_default();
@@ -58,6 +69,9 @@ async fn env(kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) -> Option<
         max_token_lifetime: None,
         jwks_uri: None,
     });
+    if let Some(db) = &db {
+        config.storage.url = Some(db.url.clone());
+    }
     tweak(&mut config, &idp.issuer);
     // The issuer URL is also the audience of issued credentials; pin the port
     // first so it can be known before binding.
@@ -74,6 +88,7 @@ async fn env(kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) -> Option<
         std::fs::read_to_string(dir.path().join("admin-token")).expect("bootstrap token");
     Some(Env {
         idp,
+        _db: db,
         base,
         admin_token,
         client: reqwest::Client::new(),
@@ -221,7 +236,16 @@ fn cloud_claims(cloud: &str) -> (&'static str, &'static str, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently() {
+async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_sqlite() {
+    each_clouds_token_is_exchanged(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_postgres() {
+    each_clouds_token_is_exchanged(Db::Postgres).await;
+}
+
+async fn each_clouds_token_is_exchanged(db: Db) {
     for shape in ["gcp", "azure", "aws", "eks"] {
         let (cloud, subject, extra) = cloud_claims(shape);
         let kind = match cloud {
@@ -229,7 +253,7 @@ async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independe
             "azure" => IssuerKind::Azure,
             _ => IssuerKind::Aws,
         };
-        let Some(mut env) = env(kind, |_, _| {}).await else {
+        let Some(mut env) = env(db, kind, |_, _| {}).await else {
             return;
         };
         let mapping = env.onboard("acme", cloud, subject, json!([])).await;
@@ -293,8 +317,17 @@ fn b64(data: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failed_check_is_refused_with_its_own_reason() {
-    let Some(mut env) = env(IssuerKind::Gcp, |_, _| {}).await else {
+async fn every_failed_check_is_refused_with_its_own_reason_on_sqlite() {
+    every_failed_check_is_refused(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failed_check_is_refused_with_its_own_reason_on_postgres() {
+    every_failed_check_is_refused(Db::Postgres).await;
+}
+
+async fn every_failed_check_is_refused(db: Db) {
+    let Some(mut env) = env(db, IssuerKind::Gcp, |_, _| {}).await else {
         return;
     };
     let subject = "112233445566778899001";
@@ -510,7 +543,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_the_right_oauth_error() {
-    let Some(mut env) = env(IssuerKind::Gcp, |_, _| {}).await else {
+    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |_, _| {}).await else {
         return;
     };
     let subject = "112233445566778899001";
@@ -626,7 +659,7 @@ async fn malformed_requests_get_the_right_oauth_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
-    let Some(mut env) = env(IssuerKind::Gcp, |config, _| {
+    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |config, _| {
         config.federation.rate_limit_per_minute = 3
     })
     .await
