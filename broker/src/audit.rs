@@ -21,7 +21,9 @@ use crate::storage::{Store, StoreError};
 pub struct AuditEvent {
     /// Dotted kind, e.g. `token.exchange`, `adtech.created`.
     pub kind: &'static str,
-    /// Who caused it (`admin:<label>`, `workload:<iss>#<sub>`, `system`).
+    /// Who caused it: `admin-token:<label>` or `operator:<sub>` for
+    /// operators, `adtech:<id>` for an allowed exchange, `workload` for a
+    /// refused one (the claimed identity is in the details).
     pub actor: String,
     /// The details.
     pub details: Value,

@@ -655,6 +655,16 @@ async fn malformed_requests_get_the_right_oauth_error() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"], "invalid_request");
+    // Malformed requests are refusals too: counted and audited.
+    assert!(env.state.metrics.render().contains(
+        "keyferry_token_decisions_total{decision=\"deny\",reason=\"malformed_request\"} 2"
+    ));
+    let events = env.state.store.audit_events(0, 100).await.expect("audit");
+    let malformed = events
+        .iter()
+        .filter(|e| e.body["details"]["reason"] == "malformed_request")
+        .count();
+    assert_eq!(malformed, 2, "the repeated parameter and the JSON body");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

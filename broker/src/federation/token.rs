@@ -128,17 +128,25 @@ pub(super) async fn exchange(
             ),
         )),
     };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
+    let (decision, claimed) = match request {
+        Ok(request) => {
+            // Before validation only the claimed identity is known; it is
+            // recorded as claimed, never trusted.
+            let claimed = request
+                .subject_token
+                .as_deref()
+                .and_then(UnverifiedIdentity::peek);
+            (decide(&state, &request).await, claimed)
+        }
+        Err(error) => (
+            Err(Denial {
+                error,
+                reason: "malformed_request",
+            }),
+            None,
+        ),
     };
-    // Before validation only the claimed identity is known; it is recorded
-    // as claimed, never trusted.
-    let claimed = request
-        .subject_token
-        .as_deref()
-        .and_then(UnverifiedIdentity::peek);
-    match decide(&state, &request).await {
+    match decision {
         Ok(response) => response,
         Err(denial) => {
             let (issuer, subject) = claimed.map_or((None, None), |c| (c.iss, c.sub));
