@@ -29,6 +29,72 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+impl Config {
+    fn check_keys(&self, problem: &mut impl FnMut(&str, String)) {
+        let production = self.profile == Profile::Production;
+        let keys = &self.keys;
+        if !(1..=20).contains(&keys.active_keys) {
+            problem("keys.active_keys", "must be between 1 and 20".into());
+        }
+        if keys.refresh_window >= keys.validity {
+            problem(
+                "keys.refresh_window",
+                "must be shorter than keys.validity".into(),
+            );
+        }
+        if keys.ttl < keys.validity {
+            problem("keys.ttl", "must be at least keys.validity".into());
+        }
+        if keys.generation_interval.is_zero() || keys.generation_interval > keys.refresh_window {
+            problem(
+                "keys.generation_interval",
+                "must be positive and at most keys.refresh_window, or keys could expire unreplaced"
+                    .into(),
+            );
+        }
+        if keys.handover_timeout.is_zero() {
+            problem("keys.handover_timeout", "must be positive".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, use_case) in self.use_cases.iter().enumerate() {
+            let ok = !use_case.name.is_empty()
+                && use_case.name.len() <= 64
+                && use_case
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                problem(
+                    &format!("use_cases[{i}].name"),
+                    "lower-case letters, digits or '-'".into(),
+                );
+            }
+            if !names.insert(use_case.name.as_str()) {
+                problem(
+                    &format!("use_cases[{i}].name"),
+                    format!("duplicate use case `{}`", use_case.name),
+                );
+            }
+        }
+        for (name, cloud) in self.clouds.enabled() {
+            match cloud.kek.parse::<KekUri>() {
+                Err(e) => problem(&format!("clouds.{name}.kek"), e.to_string()),
+                Ok(uri) if production && uri.is_local() => problem(
+                    &format!("clouds.{name}.kek"),
+                    "local-kek:// is for the dev profile only".into(),
+                ),
+                Ok(_) => {}
+            }
+            if production && cloud.endpoint.is_some() {
+                problem(
+                    &format!("clouds.{name}.endpoint"),
+                    "endpoint overrides are for emulators and test doubles (dev profile)".into(),
+                );
+            }
+        }
+    }
+}
+
 /// The first thing wrong with an issuer entry, as (field, message).
 fn issuer_problem(issuer: &super::IssuerEntry, production: bool) -> Option<(&'static str, String)> {
     match issuer.issuer.scheme() {
@@ -201,6 +267,8 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+
+        self.check_keys(&mut problem);
 
         if production && !self.attestation.extra_roots.is_empty() {
             problem(

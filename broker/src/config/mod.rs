@@ -48,6 +48,15 @@ pub struct Config {
     /// Token exchange.
     #[serde(default)]
     pub federation: FederationConfig,
+    /// The key lifecycle's timing.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Use cases: one key set each.
+    #[serde(default)]
+    pub use_cases: Vec<UseCaseConfig>,
+    /// Workload clouds whose KEKs wrap every split.
+    #[serde(default)]
+    pub clouds: CloudsConfig,
     /// Attestation trust anchors.
     #[serde(default)]
     pub attestation: AttestationConfig,
@@ -269,6 +278,132 @@ pub enum IssuerKind {
     Oidc,
 }
 
+/// `[keys]`: the key lifecycle of DESIGN §4.2.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Keys valid at once per use case.
+    pub active_keys: u32,
+    /// How long a key is published.
+    #[serde(with = "humantime_serde")]
+    pub validity: Duration,
+    /// How long its splits are served (from creation).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// A key is replaced this long before it expires.
+    #[serde(with = "humantime_serde")]
+    pub refresh_window: Duration,
+    /// How often the generation check runs.
+    #[serde(with = "humantime_serde")]
+    pub generation_interval: Duration,
+    /// A pending key whose handover has not succeeded by then is dropped.
+    #[serde(with = "humantime_serde")]
+    pub handover_timeout: Duration,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        KeysConfig {
+            active_keys: 5,
+            validity: Duration::from_secs(7 * DAY),
+            ttl: Duration::from_secs(365 * DAY),
+            refresh_window: Duration::from_secs(DAY),
+            generation_interval: Duration::from_secs(6 * 3600),
+            handover_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[[use_cases]]`: one key set and its release rules.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseCaseConfig {
+    /// Name, as in `/.well-known/<name>/v1/public-keys`.
+    pub name: String,
+    /// The HPKE AEAD of this use case's keys.
+    #[serde(default)]
+    pub aead: keys::Aead,
+    /// `uuid` or `sequence` key ids.
+    #[serde(default)]
+    pub key_id_format: keys::KeyIdFormat,
+    /// Whether splits are released only against SNP evidence (DESIGN §5.3).
+    #[serde(default = "yes")]
+    pub require_attestation: bool,
+    /// The release policy document (DESIGN §6).
+    #[serde(default)]
+    pub release_policy: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl UseCaseConfig {
+    /// The dev default: the Aggregation Service, attestation required.
+    pub fn aggregation_service() -> Self {
+        UseCaseConfig {
+            name: "aggregation-service".into(),
+            aead: keys::Aead::default(),
+            key_id_format: keys::KeyIdFormat::default(),
+            require_attestation: true,
+            release_policy: None,
+        }
+    }
+}
+
+/// `[clouds]`: the workload clouds this coordinator serves.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudsConfig {
+    /// AWS.
+    pub aws: Option<CloudConfig>,
+    /// GCP.
+    pub gcp: Option<CloudConfig>,
+    /// Azure.
+    pub azure: Option<CloudConfig>,
+}
+
+impl CloudsConfig {
+    /// The enabled clouds by name.
+    pub fn enabled(&self) -> Vec<(&'static str, &CloudConfig)> {
+        [
+            ("aws", &self.aws),
+            ("gcp", &self.gcp),
+            ("azure", &self.azure),
+        ]
+        .into_iter()
+        .filter_map(|(name, c)| c.as_ref().map(|c| (name, c)))
+        .collect()
+    }
+}
+
+/// `[clouds.<name>]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// The KEK in that cloud that wraps splits for its workloads.
+    pub kek: String,
+    /// KMS endpoint override (emulators and test doubles only).
+    #[serde(default)]
+    pub endpoint: Option<Url>,
+    /// What the attested release seals: the KMS ciphertext (`cloud-kms`)
+    /// or the plaintext split (`broker`).
+    #[serde(default)]
+    pub unwrap: UnwrapMode,
+}
+
+/// Where a workload's split is unwrapped (DESIGN §5.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnwrapMode {
+    /// The workload decrypts with its own cloud KMS.
+    #[default]
+    CloudKms,
+    /// The broker unwraps and seals the plaintext split to the TEE.
+    Broker,
+}
+
 /// `[attestation]`
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -296,6 +431,9 @@ impl Config {
             admin: AdminConfig::default(),
             issuers: Vec::new(),
             federation: FederationConfig::default(),
+            keys: KeysConfig::default(),
+            use_cases: vec![UseCaseConfig::aggregation_service()],
+            clouds: CloudsConfig::default(),
             attestation: AttestationConfig::default(),
         }
     }
