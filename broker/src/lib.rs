@@ -11,6 +11,8 @@
 //!   `Caller` extractor for the credentials it issues.
 //! - `admin`: operator authentication (`Operator<Role>`) and onboarding.
 //! - `audit`: the `Audit` interface every audited decision goes through.
+//! - `lifecycle`: key generation, splits, the Type-1 → Type-2 handover,
+//!   public key endpoints and key administration.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
 //! - `state`: [`AppState`], what handlers share.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
@@ -26,6 +28,7 @@ mod error;
 pub mod federation;
 pub mod http;
 pub mod issuer;
+pub mod lifecycle;
 pub mod server;
 mod state;
 pub mod storage;

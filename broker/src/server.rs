@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::federation::Federation;
 use crate::http::{Metrics, app};
 use crate::issuer::Issuer;
+use crate::lifecycle::KeyService;
 use crate::state::AppState;
 use crate::storage::Store;
 use idp::RotationPolicy;
@@ -47,6 +48,12 @@ pub enum StartError {
     /// Operator authentication cannot be set up.
     #[error("admin: {0}")]
     AdminAuth(#[from] crate::admin::auth::AdminAuthError),
+    /// A workload cloud's KEK cannot be opened.
+    #[error("clouds.{0}.kek: {1}")]
+    CloudKek(&'static str, cloud_adapters::WrapError),
+    /// The key lifecycle cannot start.
+    #[error("keys: {0}")]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -94,9 +101,33 @@ pub async fn build_state_with(
     .await?;
     let federation = Federation::open(&config, &store, clock.clone()).await?;
     let admin_auth = AdminAuth::open(&config, &store, clock.clone()).await?;
+    let audit = TableAudit::shared(store.clone());
+    let mut cloud_keks = Vec::new();
+    let ctx = WrapperContext {
+        local_kek_dir: config.local_kek_dir(),
+        allow_local: config.is_dev(),
+    };
+    for (name, cloud) in config.clouds.enabled() {
+        let uri: KekUri = cloud.kek.parse()?;
+        let kek = open_wrapper(&uri, &ctx)
+            .await
+            .map_err(|e| StartError::CloudKek(name, e))?;
+        cloud_keks.push(kek);
+    }
+    let keys = KeyService::open(
+        &config,
+        store.clone(),
+        storage_kek.clone(),
+        cloud_keks,
+        clock.clone(),
+        audit.clone(),
+        issuer.clone(),
+    )
+    .await?;
     Ok(AppState {
         config: Arc::new(config),
-        audit: TableAudit::shared(store.clone()),
+        audit,
+        keys,
         store,
         storage_kek,
         metrics: Arc::new(Metrics::new()),
@@ -112,21 +143,62 @@ pub struct Server {
     listener: std::net::TcpListener,
     state: AppState,
     handle: Handle,
+    /// The dev profile's in-process Type-2 (`peer_url = "embedded"`).
+    embedded_peer: Option<Box<Server>>,
+}
+
+/// The configuration of the embedded Type-2: its own data directory, SQLite
+/// file and KEKs under `<data-dir>/peer`, trusting the Type-1's issuer.
+fn embedded_peer_config(type1: &Config) -> Config {
+    let mut peer = Config::dev_default();
+    peer.data_dir = type1.data_dir.join("peer");
+    peer.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    peer.coordinator.name = format!("{}-peer", type1.coordinator.name);
+    peer.coordinator.role = crate::config::Role::Type2;
+    peer.coordinator.peer_url = None;
+    peer.coordinator.peer_issuer = type1.public_url().parse().ok();
+    peer.admin.bootstrap_token = Some(false);
+    peer.use_cases = type1.use_cases.clone();
+    peer.keys = type1.keys.clone();
+    peer.clouds = type1.clouds.clone();
+    peer
 }
 
 impl Server {
     /// Opens everything and binds `config.server.listen` (port 0 picks one).
-    pub async fn bind(config: Config) -> Result<Server, StartError> {
+    pub async fn bind(mut config: Config) -> Result<Server, StartError> {
         install_crypto_provider();
         let addr = config.server.listen;
-        let state = build_state(config).await?;
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|source| StartError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        if config.server.public_url.is_none() {
+            // With port 0 the issuer URL must name the port actually bound.
+            let scheme = if config.server.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            config.server.public_url = format!("{scheme}://{bound}").parse().ok();
+        }
+        let mut embedded_peer = None;
+        if config.is_dev()
+            && config.coordinator.role == crate::config::Role::Type1
+            && config.coordinator.peer_url.as_deref() == Some("embedded")
+        {
+            let peer = Box::pin(Server::bind(embedded_peer_config(&config))).await?;
+            config.coordinator.peer_url = Some(peer.state.config.public_url());
+            embedded_peer = Some(Box::new(peer));
+        }
+        let state = build_state(config).await?;
         Ok(Server {
             listener,
             state,
             handle: Handle::new(),
+            embedded_peer,
         })
     }
 
@@ -148,8 +220,34 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Serves until the handle is told to shut down.
-    pub async fn run(self) -> Result<(), StartError> {
+    /// The embedded Type-2, if any.
+    pub fn embedded_peer(&self) -> Option<&Server> {
+        self.embedded_peer.as_deref()
+    }
+
+    /// Serves, and runs the key lifecycle, until the handle is told to shut
+    /// down; an embedded peer runs and stops with it.
+    // Boxed because a server may run another (its embedded peer).
+    pub fn run(
+        mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StartError>> + Send>> {
+        Box::pin(async move {
+            let peer = self.embedded_peer.take().map(|peer| {
+                let handle = peer.handle();
+                (handle, tokio::spawn(peer.run()))
+            });
+            let lifecycle = self.state.keys.spawn();
+            let result = self.serve_http().await;
+            lifecycle.abort();
+            if let Some((handle, task)) = peer {
+                handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                let _ = task.await;
+            }
+            result
+        })
+    }
+
+    async fn serve_http(self) -> Result<(), StartError> {
         let server = &self.state.config.server;
         let tls = match (&server.tls_cert, &server.tls_key) {
             (Some(cert), Some(key)) => Some(

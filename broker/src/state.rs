@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::federation::Federation;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
+use crate::lifecycle::KeyService;
 use crate::storage::Store;
 
 /// Shared state of one broker instance.
@@ -36,6 +37,8 @@ pub struct AppState {
     pub admin_auth: Arc<AdminAuth>,
     /// Where audited events go.
     pub audit: Arc<dyn Audit>,
+    /// The key lifecycle.
+    pub keys: Arc<KeyService>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

@@ -33,8 +33,9 @@ fn check(config: &str) -> (i32, String, String) {
 
 #[test]
 fn config_check_prints_the_effective_configuration_without_secrets() {
-    let (code, stdout, stderr) =
-        check("profile = \"dev\"\n[storage]\nurl = \"postgres://kf:s3cret@127.0.0.1:5432/kf\"\n");
+    let (code, stdout, stderr) = check(
+        "profile = \"dev\"\n[coordinator]\npeer_url = \"embedded\"\n[storage]\nurl = \"postgres://kf:s3cret@127.0.0.1:5432/kf\"\n",
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("profile = \"dev\""), "{stdout}");
     assert!(

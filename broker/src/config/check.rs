@@ -225,6 +225,23 @@ impl Config {
                 ),
             },
         }
+        match self.coordinator.role {
+            super::Role::Type1 if self.coordinator.peer_url.is_none() => problem(
+                "coordinator.peer_url",
+                "a type1 coordinator needs its type2 peer (a URL, or `embedded` in dev)".into(),
+            ),
+            super::Role::Type2 if self.coordinator.peer_issuer.is_none() => problem(
+                "coordinator.peer_issuer",
+                "a type2 coordinator must name the type1's issuer to accept its handovers".into(),
+            ),
+            super::Role::Type2 if self.coordinator.peer_url.as_deref() == Some("embedded") => {
+                problem(
+                    "coordinator.peer_url",
+                    "only a type1 can embed its peer".into(),
+                )
+            }
+            _ => {}
+        }
         if let Some(url) = &self.coordinator.peer_issuer {
             if production && url.scheme() != "https" {
                 problem(

@@ -105,7 +105,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             let file = write(
                 jail.directory(),
-                "profile = \"dev\"\n[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit = 1000\n",
+                "profile = \"dev\"\n[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit = 1000\n[coordinator]\npeer_url = \"embedded\"\n",
             );
             jail.set_env("KEYFERRY_SERVER__BODY_LIMIT", "2000");
             jail.set_env("KEYFERRY_SERVER__LISTEN", "127.0.0.1:9001");

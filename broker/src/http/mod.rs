@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::issuer::router())
         .merge(crate::federation::router())
         .merge(crate::admin::router())
+        .merge(crate::lifecycle::router())
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .with_state(state)

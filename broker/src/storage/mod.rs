@@ -10,12 +10,14 @@
 //! and bytes.
 //!
 //! One module per table group: `adtechs`, `issuers`, `mappings`, `nonces`,
-//! `audit`, `signing_keys` (with the lock that serialises rotation).
+//! `audit`, `signing_keys` (with the lock that serialises rotation), `keys`
+//! (key records, wrapped splits, and the lifecycle's small state).
 
 mod admin_tokens;
 mod adtechs;
 mod audit;
 mod issuers;
+mod keys;
 mod mappings;
 mod nonces;
 mod signing_keys;
@@ -30,6 +32,7 @@ use sqlx::{AnyPool, Executor};
 pub use adtechs::AdTech;
 pub use audit::AuditEvent;
 pub use issuers::StoredIssuer;
+pub use keys::{KeyGenerationTx, KeyRecord, StoredSplit, status};
 pub use mappings::{MappingFilter, MappingRecord};
 pub use nonces::NonceOutcome;
 pub use signing_keys::{SigningKeysTx, StoredSigningKey};

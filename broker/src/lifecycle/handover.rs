@@ -1,0 +1,356 @@
+//! `POST /v1alpha/encryptionKeys`: the Type-1 hands split B to the Type-2
+//! (DESIGN §4.3), and `GET /v1/peer/keys`, where a coordinator publishes the
+//! keys its peer needs (its HPKE handover key and its ES256 signing key).
+//!
+//! The request carries the key's public parts and split B sealed (HPKE,
+//! info `keyferry/v1/handover-split`, aad = key id) to the Type-2's handover
+//! key, and is authenticated by a token from the Type-1's issuer, which the
+//! Type-2 trusts as `coordinator.peer_issuer`. The Type-2 answers with its
+//! ES256 signature over the key. Replays of the same key get the same
+//! answer; the same id with another public key gets 409.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::service::LifecycleError;
+use crate::Error;
+use crate::audit::AuditEvent;
+use crate::config::Role;
+use crate::http::ApiJson;
+use crate::state::AppState;
+use crate::storage::{KeyRecord, StoreError, status};
+
+/// Keys a coordinator publishes for its peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerKeys {
+    /// X25519 public key splits are sealed to (Type-2 only), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_key: Option<String>,
+    /// SubjectPublicKeyInfo (DER, base64) of its public-key signing key.
+    pub signing_key: String,
+}
+
+/// The handover request body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoverRequest {
+    /// Key id.
+    pub key_id: String,
+    /// Use case.
+    pub use_case: String,
+    /// Raw X25519 public key, base64.
+    pub public_key_material: String,
+    /// Tink JSON public keyset.
+    pub public_keyset_handle: String,
+    /// Unix ms.
+    pub creation_time: i64,
+    /// Unix ms.
+    pub activation_time: i64,
+    /// Unix ms.
+    pub expiration_time: i64,
+    /// Unix ms.
+    pub ttl_time: i64,
+    /// The Type-1's signature, base64.
+    pub public_key_signature: String,
+    /// Split B sealed to the Type-2's handover key, base64.
+    pub sealed_split: String,
+}
+
+impl HandoverRequest {
+    pub(super) fn for_key(key: &KeyRecord, sealed: &[u8]) -> Self {
+        HandoverRequest {
+            key_id: key.id.clone(),
+            use_case: key.use_case.clone(),
+            public_key_material: B64.encode(&key.public_key),
+            public_keyset_handle: key.public_keyset.clone(),
+            creation_time: key.creation_time,
+            activation_time: key.activation_time,
+            expiration_time: key.expiration_time,
+            ttl_time: key.ttl_time,
+            public_key_signature: key.signature.clone(),
+            sealed_split: B64.encode(sealed),
+        }
+    }
+}
+
+/// The Type-2's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverAnswer {
+    /// The key acknowledged.
+    pub key_id: String,
+    /// The Type-2's signature over the key, base64.
+    pub public_key_signature: String,
+}
+
+/// The Type-1's HTTP client for its peer.
+pub(super) struct PeerClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl PeerClient {
+    pub(super) fn new(base: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(PeerClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The audience of handover tokens: the peer's base URL.
+    pub(super) fn audience(&self) -> &str {
+        &self.base
+    }
+
+    pub(super) async fn keys(&self) -> Result<PeerKeys, LifecycleError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/peer/keys", self.base))
+            .send()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("cannot reach {}: {e}", self.base)))?;
+        if !response.status().is_success() {
+            return Err(LifecycleError::Peer(format!(
+                "GET /v1/peer/keys answered {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("peer keys: {e}")))
+    }
+
+    pub(super) async fn hand_over(
+        &self,
+        token: &str,
+        request: &HandoverRequest,
+    ) -> Result<HandoverAnswer, LifecycleError> {
+        let response = self
+            .http
+            .post(format!("{}/v1alpha/encryptionKeys", self.base))
+            .bearer_auth(token)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let code = body["code"].as_str().unwrap_or("error");
+            return Err(LifecycleError::Peer(format!(
+                "handover refused: {} {code}",
+                status.as_u16()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("handover answer: {e}")))
+    }
+}
+
+/// `GET /v1/peer/keys`
+pub(super) async fn peer_keys(State(state): State<AppState>) -> Json<PeerKeys> {
+    Json(state.keys.own_keys())
+}
+
+/// A request authenticated by the peer coordinator's issuer.
+pub(super) struct PeerCaller {
+    subject: String,
+}
+
+impl FromRequestParts<AppState> for PeerCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(validator) = state.keys.peer_validator() else {
+            return Err(Error::Forbidden(
+                "this coordinator accepts no handover (not a type2 with a peer_issuer)".into(),
+            ));
+        };
+        let token =
+            crate::federation::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
+        let verified = validator.validate(token).await.map_err(|r| {
+            Error::Unauthenticated(format!("peer token refused: {}", r.description()))
+        })?;
+        if !verified.sub().starts_with("coordinator:") {
+            return Err(Error::Forbidden(
+                "the token's subject is not a coordinator".into(),
+            ));
+        }
+        Ok(PeerCaller {
+            subject: verified.sub().to_owned(),
+        })
+    }
+}
+
+fn bad(field: &str, problem: &str) -> Error {
+    Error::invalid_field(field, problem)
+}
+
+/// `POST /v1alpha/encryptionKeys` on a Type-2.
+pub(super) async fn receive(
+    State(state): State<AppState>,
+    caller: PeerCaller,
+    ApiJson(request): ApiJson<HandoverRequest>,
+) -> Result<(StatusCode, Json<HandoverAnswer>), Error> {
+    let service = &state.keys;
+    if service.role() != Role::Type2 {
+        return Err(Error::Forbidden(
+            "only a type2 coordinator receives handovers".into(),
+        ));
+    }
+    let key_id_ok = !request.key_id.is_empty()
+        && request.key_id.len() <= 64
+        && request
+            .key_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !key_id_ok {
+        return Err(bad("keyId", "a UUID or 16 hex characters"));
+    }
+    if !service
+        .use_cases()
+        .iter()
+        .any(|u| u.name == request.use_case)
+    {
+        return Err(bad("useCase", "not a use case of this coordinator"));
+    }
+    let public_key = B64
+        .decode(&request.public_key_material)
+        .ok()
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| bad("publicKeyMaterial", "base64 of 32 bytes"))?;
+    let keyset = keys::PublicKeyset::from_tink_json(&request.public_keyset_handle)
+        .map_err(|_| bad("publicKeysetHandle", "not a Tink HPKE public keyset"))?;
+    if keyset.public_key().as_slice() != public_key.as_slice() {
+        return Err(bad(
+            "publicKeysetHandle",
+            "holds another public key than publicKeyMaterial",
+        ));
+    }
+    let ordered = request.creation_time <= request.activation_time
+        && request.activation_time < request.expiration_time
+        && request.expiration_time <= request.ttl_time;
+    if !ordered {
+        return Err(bad(
+            "expirationTime",
+            "times must satisfy creation <= activation < expiration <= ttl",
+        ));
+    }
+
+    // Idempotence: the same key again gets the same answer.
+    match service.store().key(&request.key_id).await {
+        Ok(existing) if existing.public_key == public_key => {
+            return Ok((
+                StatusCode::OK,
+                Json(HandoverAnswer {
+                    key_id: existing.id,
+                    public_key_signature: existing.peer_signature,
+                }),
+            ));
+        }
+        Ok(_) => {
+            return Err(Error::Conflict(format!(
+                "key {} exists with another public key",
+                request.key_id
+            )));
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    let recipient = service
+        .handover_key()
+        .ok_or_else(|| Error::Internal("no handover key".into()))?;
+    let sealed = B64
+        .decode(&request.sealed_split)
+        .map_err(|_| bad("sealedSplit", "not base64"))?;
+    let split_b = keys::open(
+        recipient,
+        keys::HANDOVER_INFO,
+        request.key_id.as_bytes(),
+        &sealed,
+    )
+    .map_err(|_| {
+        bad(
+            "sealedSplit",
+            "does not open with this coordinator's handover key",
+        )
+    })?;
+    let splits = service
+        .wrap_split(&split_b)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    drop(split_b);
+    let own_signature = service.sign(
+        &request.key_id,
+        request.creation_time,
+        &request.public_key_material,
+    );
+    let record = KeyRecord {
+        id: request.key_id.clone(),
+        use_case: request.use_case.clone(),
+        status: status::ACTIVE.into(),
+        public_key,
+        public_keyset: request.public_keyset_handle.clone(),
+        creation_time: request.creation_time,
+        activation_time: request.activation_time,
+        expiration_time: request.expiration_time,
+        ttl_time: request.ttl_time,
+        signature: request.public_key_signature.clone(),
+        peer_signature: own_signature.clone(),
+        handover_attempts: 0,
+        next_attempt_at: 0,
+        revoked_at: None,
+    };
+    match service.store().insert_received_key(&record, &splits).await {
+        Ok(()) => {}
+        // A concurrent replay of the same handover won the race.
+        Err(StoreError::Conflict(_)) => {
+            let existing = service.store().key(&request.key_id).await?;
+            if existing.public_key != record.public_key {
+                return Err(Error::Conflict(format!(
+                    "key {} exists with another public key",
+                    request.key_id
+                )));
+            }
+            return Ok((
+                StatusCode::OK,
+                Json(HandoverAnswer {
+                    key_id: existing.id,
+                    public_key_signature: existing.peer_signature,
+                }),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let event = AuditEvent::new(
+        "key.received",
+        caller.subject,
+        json!({"keyId": request.key_id, "useCase": request.use_case}),
+    );
+    state.audit.record(service.now_ms(), event).await?;
+    Ok((
+        StatusCode::OK,
+        Json(HandoverAnswer {
+            key_id: request.key_id,
+            public_key_signature: own_signature,
+        }),
+    ))
+}

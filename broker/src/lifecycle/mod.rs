@@ -1,0 +1,41 @@
+//! The key lifecycle (DESIGN §4): generation, the Type-1 → Type-2 handover,
+//! publication and removal.
+//!
+//! - `service`: [`KeyService`]: generates keys under the database lock,
+//!   splits them, wraps split A, seals split B to the Type-2, retries the
+//!   handover with backoff, and purges expired and abandoned keys.
+//! - `handover`: the wire format and both ends of `POST /v1alpha/encryptionKeys`.
+//! - `public`: `GET /.well-known/{use_case}/v1/public-keys`, `/v1alpha/publicKeys`.
+//! - `admin`: `/v1/admin/keys` (list, rotate, revoke).
+//!
+//! Invariants: no coordinator stores a whole private key (split B exists in
+//! the Type-1's database only sealed to the Type-2); no key is published
+//! before the Type-2 has acknowledged its split; plaintext splits and
+//! keysets live only in zeroizing buffers.
+
+mod admin;
+mod handover;
+mod public;
+mod service;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use handover::{HandoverAnswer, HandoverRequest, PeerKeys};
+pub use service::{KeyService, LifecycleError};
+
+use crate::state::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/{use_case}/v1/public-keys",
+            get(public::public_keys),
+        )
+        .route("/v1alpha/publicKeys", get(public::default_public_keys))
+        .route("/v1/peer/keys", get(handover::peer_keys))
+        .route("/v1alpha/encryptionKeys", post(handover::receive))
+        .route("/v1/admin/keys", get(admin::list))
+        .route("/v1/admin/keys/rotate", post(admin::rotate))
+        .route("/v1/admin/keys/{id}/revoke", post(admin::revoke))
+}

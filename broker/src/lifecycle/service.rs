@@ -1,0 +1,605 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cloud_adapters::KeyWrapper;
+use idp::{Clock, IssuerConfig, IssuerKind, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
+use keys::{KeyIdFormat, KeySigner, RecipientKey};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::handover::{HandoverAnswer, HandoverRequest, PeerClient, PeerKeys};
+use crate::audit::{Audit, AuditEvent};
+use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
+use crate::issuer::{Issuer, unix_ms};
+use crate::storage::{KeyRecord, Store, StoreError, StoredSplit, status};
+
+const SIGNER_SECRET: &str = "public_key_signer";
+const HANDOVER_SECRET: &str = "handover_key";
+const PEER_KEYS_SETTING: &str = "peer_keys";
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why a lifecycle step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A KEK failed to wrap or unwrap.
+    #[error("KEK: {0}")]
+    Kek(#[from] cloud_adapters::WrapError),
+    /// Key material could not be made or read.
+    #[error("key material: {0}")]
+    Keys(#[from] keys::KeyError),
+    /// The peer coordinator could not be reached or refused.
+    #[error("peer coordinator: {0}")]
+    Peer(String),
+    /// A stored value does not decode.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+/// The key lifecycle of one coordinator.
+pub struct KeyService {
+    store: Store,
+    storage_kek: Arc<dyn KeyWrapper>,
+    cloud_keks: Vec<Arc<dyn KeyWrapper>>,
+    clock: Arc<dyn Clock>,
+    audit: Arc<dyn Audit>,
+    issuer: Arc<Issuer>,
+    role: Role,
+    name: String,
+    use_cases: Vec<UseCaseConfig>,
+    timing: KeysConfig,
+    signer: KeySigner,
+    /// Type-2 only: opens the splits the Type-1 seals to it.
+    handover_key: Option<RecipientKey>,
+    /// Type-2 only: validates the Type-1's tokens.
+    peer_validator: Option<TokenValidator>,
+    /// Type-1 only: talks to the Type-2.
+    peer: Option<PeerClient>,
+}
+
+impl std::fmt::Debug for KeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyService")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Reads a wrapped secret, creating it on first use. Replicas racing on the
+/// first start converge on one value: the insert is conditional and the
+/// value is re-read.
+async fn secret_or_create(
+    store: &Store,
+    kek: &Arc<dyn KeyWrapper>,
+    name: &str,
+    now_ms: i64,
+    create: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, LifecycleError>,
+) -> Result<Zeroizing<Vec<u8>>, LifecycleError> {
+    if store.wrapped_secret(name).await?.is_none() {
+        let fresh = create()?;
+        let wrapped = StoredSplit {
+            kek_uri: kek.kek_uri().to_string(),
+            ciphertext: kek.wrap(&fresh).await?,
+        };
+        store
+            .insert_wrapped_secret_if_absent(name, &wrapped, now_ms)
+            .await?;
+    }
+    let stored = store
+        .wrapped_secret(name)
+        .await?
+        .ok_or_else(|| LifecycleError::Corrupt(format!("secret `{name}` vanished")))?;
+    Ok(kek.unwrap(&stored.ciphertext).await?)
+}
+
+impl KeyService {
+    /// Opens the lifecycle: loads (or creates) this coordinator's secrets.
+    #[allow(clippy::too_many_arguments)] // the parts of AppState it needs
+    pub async fn open(
+        config: &Config,
+        store: Store,
+        storage_kek: Arc<dyn KeyWrapper>,
+        cloud_keks: Vec<Arc<dyn KeyWrapper>>,
+        clock: Arc<dyn Clock>,
+        audit: Arc<dyn Audit>,
+        issuer: Arc<Issuer>,
+    ) -> Result<Arc<KeyService>, LifecycleError> {
+        let now_ms = unix_ms(clock.now());
+        let signer_pkcs8 = secret_or_create(&store, &storage_kek, SIGNER_SECRET, now_ms, || {
+            Ok(KeySigner::generate()?.to_pkcs8())
+        })
+        .await?;
+        let signer = KeySigner::from_pkcs8(&signer_pkcs8)?;
+        let role = config.coordinator.role;
+        let (mut handover_key, mut peer_validator, mut peer) = (None, None, None);
+        match role {
+            Role::Type2 => {
+                let private =
+                    secret_or_create(&store, &storage_kek, HANDOVER_SECRET, now_ms, || {
+                        Ok(Zeroizing::new(
+                            RecipientKey::generate().private_bytes().to_vec(),
+                        ))
+                    })
+                    .await?;
+                handover_key = Some(RecipientKey::from_private_bytes(&private)?);
+                if let Some(peer_issuer) = &config.coordinator.peer_issuer {
+                    peer_validator = Some(peer_validator_for(
+                        config,
+                        peer_issuer.as_str(),
+                        clock.clone(),
+                    )?);
+                }
+            }
+            Role::Type1 => {
+                if let Some(url) = config
+                    .coordinator
+                    .peer_url
+                    .as_deref()
+                    .filter(|u| *u != "embedded")
+                {
+                    peer = Some(
+                        PeerClient::new(url).map_err(|e| LifecycleError::Peer(e.to_string()))?,
+                    );
+                }
+            }
+        }
+        Ok(Arc::new(KeyService {
+            store,
+            storage_kek,
+            cloud_keks,
+            clock,
+            audit,
+            issuer,
+            role,
+            name: config.coordinator.name.clone(),
+            use_cases: config.use_cases.clone(),
+            timing: config.keys.clone(),
+            signer,
+            handover_key,
+            peer_validator,
+            peer,
+        }))
+    }
+
+    /// This coordinator's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configured use cases.
+    pub fn use_cases(&self) -> &[UseCaseConfig] {
+        &self.use_cases
+    }
+
+    /// The keys this coordinator publishes for its peer and workloads.
+    pub fn own_keys(&self) -> PeerKeys {
+        PeerKeys {
+            handover_key: self
+                .handover_key
+                .as_ref()
+                .map(|k| B64.encode(k.public_key())),
+            signing_key: B64.encode(self.signer.public_key_spki_der()),
+        }
+    }
+
+    pub(super) fn handover_key(&self) -> Option<&RecipientKey> {
+        self.handover_key.as_ref()
+    }
+
+    pub(super) fn peer_validator(&self) -> Option<&TokenValidator> {
+        self.peer_validator.as_ref()
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn now_ms(&self) -> i64 {
+        unix_ms(self.clock.now())
+    }
+
+    pub(super) fn sign(&self, key_id: &str, creation_ms: i64, public_key_b64: &str) -> String {
+        B64.encode(self.signer.sign(&keys::public_key_signature_message(
+            key_id,
+            creation_ms,
+            public_key_b64,
+        )))
+    }
+
+    async fn record(
+        &self,
+        kind: &'static str,
+        details: serde_json::Value,
+    ) -> Result<(), LifecycleError> {
+        let actor = format!("coordinator:{}", self.name);
+        self.audit
+            .record(self.now_ms(), AuditEvent::new(kind, actor, details))
+            .await?;
+        Ok(())
+    }
+
+    /// Wraps a split with the storage KEK and every workload cloud's KEK.
+    pub(super) async fn wrap_split(
+        &self,
+        split: &[u8],
+    ) -> Result<Vec<StoredSplit>, LifecycleError> {
+        let mut out = Vec::with_capacity(1 + self.cloud_keks.len());
+        for kek in std::iter::once(&self.storage_kek).chain(&self.cloud_keks) {
+            out.push(StoredSplit {
+                kek_uri: kek.kek_uri().to_string(),
+                ciphertext: kek.wrap(split).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The peer's keys: fetched fresh when possible, else the last ones seen.
+    async fn peer_keys(&self) -> Result<PeerKeys, LifecycleError> {
+        let peer = self
+            .peer
+            .as_ref()
+            .ok_or_else(|| LifecycleError::Peer("no peer configured".into()))?;
+        match peer.keys().await {
+            Ok(keys) => {
+                let text = serde_json::to_string(&keys)
+                    .map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
+                self.store.set_setting(PEER_KEYS_SETTING, &text).await?;
+                Ok(keys)
+            }
+            Err(e) => match self.store.setting(PEER_KEYS_SETTING).await? {
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|e| LifecycleError::Corrupt(e.to_string()))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Tops every use case up to `keys.active_keys` live keys (a key due for
+    /// replacement within `keys.refresh_window` does not count). With
+    /// `rotate`, that use case gets a whole fresh set regardless. Only a
+    /// Type-1 generates. Returns the ids generated.
+    ///
+    /// The database lock is held only for short counting and inserting
+    /// transactions, never across network calls (the peer, a cloud KMS): on
+    /// SQLite it blocks every other writer. Key ids are reserved in the first
+    /// transaction; whatever a concurrent replica made unnecessary in the
+    /// meantime is discarded in the second.
+    pub async fn ensure_keys(&self, rotate: Option<&str>) -> Result<Vec<String>, LifecycleError> {
+        if self.role != Role::Type1 {
+            return Ok(Vec::new());
+        }
+        let mut generated = Vec::new();
+        let mut peer_keys: Option<PeerKeys> = None;
+        for use_case in &self.use_cases {
+            let forced = rotate == Some(use_case.name.as_str());
+            let wanted = i64::from(self.timing.active_keys);
+            let horizon = |now: i64| now + ms(self.timing.refresh_window);
+
+            let now = self.now_ms();
+            let mut tx = self.store.lock_key_generation(now).await?;
+            let live = tx.live_keys(&use_case.name, horizon(now)).await?;
+            let missing = if forced {
+                wanted
+            } else {
+                (wanted - live).max(0)
+            };
+            if missing == 0 {
+                tx.commit().await?;
+                continue;
+            }
+            let mut ids = Vec::new();
+            for _ in 0..missing {
+                ids.push(match use_case.key_id_format {
+                    KeyIdFormat::Uuid => keys::uuid_key_id(),
+                    KeyIdFormat::Sequence => {
+                        keys::sequence_key_id(tx.next_sequence(&use_case.name).await?)
+                    }
+                });
+            }
+            tx.commit().await?;
+
+            let peer = match &peer_keys {
+                Some(p) => p.clone(),
+                None => peer_keys.insert(self.peer_keys().await?).clone(),
+            };
+            let handover_public = peer
+                .handover_key
+                .as_deref()
+                .and_then(|k| B64.decode(k).ok())
+                .ok_or_else(|| LifecycleError::Peer("the peer published no handover key".into()))?;
+            let mut prepared = Vec::with_capacity(ids.len());
+            for id in ids {
+                prepared.push(
+                    self.prepare_key(use_case, id, now, &handover_public)
+                        .await?,
+                );
+            }
+
+            let mut tx = self.store.lock_key_generation(self.now_ms()).await?;
+            let live = tx.live_keys(&use_case.name, horizon(now)).await?;
+            let still_missing = if forced {
+                wanted
+            } else {
+                (wanted - live).max(0)
+            };
+            let mut made = Vec::new();
+            for (record, wrapped_a, sealed_b) in prepared
+                .into_iter()
+                .take(usize::try_from(still_missing).unwrap_or(0))
+            {
+                tx.insert(&record, &wrapped_a, Some(&sealed_b)).await?;
+                made.push(record.id);
+            }
+            tx.commit().await?;
+            for id in &made {
+                self.record(
+                    "key.generated",
+                    json!({"keyId": id, "useCase": use_case.name}),
+                )
+                .await?;
+            }
+            if !made.is_empty() {
+                tracing::info!(use_case = %use_case.name, count = made.len(), "generated keys; handing split B to the peer");
+            }
+            generated.extend(made);
+        }
+        Ok(generated)
+    }
+
+    /// Generates one key pair, splits it, wraps split A and seals split B.
+    /// The plaintext keyset and splits are dropped (zeroized) on return.
+    async fn prepare_key(
+        &self,
+        use_case: &UseCaseConfig,
+        id: String,
+        now: i64,
+        handover_public: &[u8],
+    ) -> Result<(KeyRecord, Vec<StoredSplit>, Vec<u8>), LifecycleError> {
+        let key = keys::generate(use_case.aead)?;
+        let splits = keys::split(key.private_keyset());
+        let wrapped_a = self.wrap_split(&splits.a).await?;
+        let sealed_b = keys::seal(
+            handover_public,
+            keys::HANDOVER_INFO,
+            id.as_bytes(),
+            &splits.b,
+        )?;
+        let public_b64 = key.public_key_base64();
+        let record = KeyRecord {
+            signature: self.sign(&id, now, &public_b64),
+            id,
+            use_case: use_case.name.clone(),
+            status: status::PENDING.into(),
+            public_key: key.public_key().to_vec(),
+            public_keyset: key.public_keyset_json().to_owned(),
+            creation_time: now,
+            activation_time: now,
+            expiration_time: now + ms(self.timing.validity),
+            ttl_time: now + ms(self.timing.ttl),
+            peer_signature: String::new(),
+            handover_attempts: 0,
+            next_attempt_at: now,
+            revoked_at: None,
+        };
+        Ok((record, wrapped_a, sealed_b))
+    }
+
+    /// Sends every due pending key's sealed split B to the Type-2. A key
+    /// becomes active only on a verified acknowledgement; a failure is
+    /// retried with exponential backoff and jitter. Returns (activated,
+    /// failed).
+    pub async fn run_handovers(&self) -> Result<(usize, usize), LifecycleError> {
+        let Some(peer) = &self.peer else {
+            return Ok((0, 0));
+        };
+        let due = self.store.due_handovers(self.now_ms()).await?;
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        let peer_keys = self.peer_keys().await;
+        let (mut activated, mut failed) = (0, 0);
+        for (key, sealed) in due {
+            let outcome = match &peer_keys {
+                Ok(peer_keys) => self.hand_over(peer, peer_keys, &key, &sealed).await,
+                Err(e) => Err(LifecycleError::Peer(e.to_string())),
+            };
+            match outcome {
+                Ok(peer_signature) => {
+                    if self.store.activate_key(&key.id, &peer_signature).await? {
+                        self.record(
+                            "key.activated",
+                            json!({"keyId": key.id, "useCase": key.use_case}),
+                        )
+                        .await?;
+                        activated += 1;
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    let attempts = key.handover_attempts + 1;
+                    let delay = backoff(attempts);
+                    tracing::warn!(key_id = %key.id, attempts, retry_in_ms = ms(delay), error = %e, "handover failed");
+                    self.store
+                        .reschedule_handover(&key.id, attempts, self.now_ms() + ms(delay))
+                        .await?;
+                }
+            }
+        }
+        Ok((activated, failed))
+    }
+
+    async fn hand_over(
+        &self,
+        peer: &PeerClient,
+        peer_keys: &PeerKeys,
+        key: &KeyRecord,
+        sealed: &[u8],
+    ) -> Result<String, LifecycleError> {
+        let now = self.clock.now();
+        let token = self
+            .issuer
+            .current()
+            .mint_outbound_token(now, &self.name, peer.audience(), Duration::from_secs(300))
+            .map_err(|e| LifecycleError::Peer(format!("cannot mint the handover token: {e}")))?;
+        let request = HandoverRequest::for_key(key, sealed);
+        let answer: HandoverAnswer = peer.hand_over(token.as_str(), &request).await?;
+        if answer.key_id != key.id {
+            return Err(LifecycleError::Peer(
+                "the peer acknowledged another key".into(),
+            ));
+        }
+        let spki = B64
+            .decode(&peer_keys.signing_key)
+            .map_err(|e| LifecycleError::Peer(e.to_string()))?;
+        let signature = B64
+            .decode(&answer.public_key_signature)
+            .map_err(|e| LifecycleError::Peer(e.to_string()))?;
+        let message = keys::public_key_signature_message(
+            &key.id,
+            key.creation_time,
+            &B64.encode(&key.public_key),
+        );
+        keys::verify_signature(&spki, &message, &signature).map_err(|_| {
+            LifecycleError::Peer("the peer's acknowledgement signature does not verify".into())
+        })?;
+        Ok(answer.public_key_signature)
+    }
+
+    /// Deletes keys past their TTL and pending keys whose handover did not
+    /// succeed within `keys.handover_timeout`.
+    pub async fn purge(&self) -> Result<usize, LifecycleError> {
+        let now = self.now_ms();
+        let purged = self
+            .store
+            .purge_keys(now, now - ms(self.timing.handover_timeout))
+            .await?;
+        for (id, was_pending) in &purged {
+            let kind = if *was_pending {
+                "key.dropped"
+            } else {
+                "key.deleted"
+            };
+            self.record(kind, json!({"keyId": id})).await?;
+        }
+        Ok(purged.len())
+    }
+
+    /// Revokes a key (admin).
+    pub async fn revoke(&self, id: &str, actor: &str) -> Result<KeyRecord, LifecycleError> {
+        let key = self.store.revoke_key(id, self.now_ms()).await?;
+        let event = AuditEvent::new(
+            "key.revoked",
+            actor,
+            json!({"keyId": id, "useCase": key.use_case}),
+        );
+        self.audit.record(self.now_ms(), event).await?;
+        Ok(key)
+    }
+
+    /// Runs the lifecycle until the task is dropped: due handovers every two
+    /// seconds; generation and purge every `keys.generation_interval`, or
+    /// again after a few seconds when the last attempt failed (a Type-2 that
+    /// is still starting must not postpone key generation by hours).
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        const RETRY: Duration = Duration::from_secs(5);
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_generation = tokio::time::Instant::now();
+            loop {
+                tick.tick().await;
+                if tokio::time::Instant::now() >= next_generation {
+                    let outcome = match service.ensure_keys(None).await {
+                        Ok(_) => service.purge().await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    next_generation = tokio::time::Instant::now()
+                        + match outcome {
+                            Ok(()) => service.timing.generation_interval,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "key generation postponed; retrying soon");
+                                RETRY
+                            }
+                        };
+                }
+                if let Err(e) = service.run_handovers().await {
+                    tracing::warn!(error = %e, "handover round failed");
+                }
+            }
+        })
+    }
+}
+
+/// 1 s, 2 s, 4 s … capped at five minutes, each ±20 %.
+fn backoff(attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let base = Duration::from_secs(1)
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(MAX_BACKOFF);
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2);
+    base.mul_f64(jitter)
+}
+
+fn peer_validator_for(
+    config: &Config,
+    peer_issuer: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<TokenValidator, LifecycleError> {
+    let registry = IssuerRegistry::new(config.is_dev());
+    let mut entry = IssuerConfig::new(
+        "peer",
+        IssuerKind::Oidc,
+        peer_issuer.trim_end_matches('/'),
+        config.public_url(),
+    );
+    // The broker's issuer signs with ES256 only.
+    entry.algorithms = vec![
+        "ES256"
+            .parse()
+            .map_err(|_| LifecycleError::Corrupt("ES256".into()))?,
+    ];
+    registry
+        .insert(entry)
+        .map_err(|e| LifecycleError::Peer(format!("coordinator.peer_issuer: {e}")))?;
+    let policy = JwksPolicy {
+        allow_http_loopback: config.is_dev(),
+        ..JwksPolicy::default()
+    };
+    let jwks =
+        JwksCache::new(clock.clone(), policy).map_err(|e| LifecycleError::Peer(e.to_string()))?;
+    Ok(TokenValidator::new(registry, jwks, clock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for (attempts, base) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (9, 256.0),
+            (10, 300.0),
+            (50, 300.0),
+        ] {
+            let d = backoff(attempts).as_secs_f64();
+            assert!(
+                d >= base * 0.8 && d <= base * 1.2,
+                "attempt {attempts}: {d}"
+            );
+        }
+    }
+}
