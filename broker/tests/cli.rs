@@ -181,3 +181,124 @@ async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
     );
     assert!(logs.contains("shutdown requested"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
+    use base64::Engine as _;
+    use cloud_adapters::KeyWrapper;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut child = keyferry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env(
+            "RUST_LOG",
+            "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn,rustls=warn",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("banner");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_owned();
+
+    // The embedded Type-2 acknowledges and the keys appear, without any set-up.
+    keyferry::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ids: Vec<String> = loop {
+        let body: serde_json::Value = match client
+            .get(format!("{base}/v1alpha/publicKeys"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let ids: Vec<String> = body["keys"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.len() == 5 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "no keys published at {base}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Every secret the run produced, in the encodings a careless log might use.
+    let mut secrets: Vec<String> = Vec::new();
+    let type1 =
+        keyferry::storage::Store::connect(&format!("sqlite://{}/keyferry.db", data.display()), 1)
+            .await
+            .expect("db");
+    let type2 = keyferry::storage::Store::connect(
+        &format!("sqlite://{}/peer/keyferry.db", data.display()),
+        1,
+    )
+    .await
+    .expect("db");
+    let kek1 = cloud_adapters::LocalKek::open_or_create(&data.join("keks"), "storage")
+        .await
+        .expect("kek");
+    let kek2 = cloud_adapters::LocalKek::open_or_create(&data.join("peer/keks"), "storage")
+        .await
+        .expect("kek");
+    for id in &ids {
+        let a = kek1
+            .unwrap(&type1.splits(id).await.expect("splits")[0].ciphertext)
+            .await
+            .expect("A");
+        let b = kek2
+            .unwrap(&type2.splits(id).await.expect("splits")[0].ciphertext)
+            .await
+            .expect("B");
+        let keyset = keys::recombine(&a, &b).expect("recombine");
+        keys::PrivateKeyset::from_tink_bytes(&keyset).expect("a whole key from the two splits");
+        for secret in [a.as_slice(), b.as_slice(), keyset.as_slice()] {
+            secrets.push(b64(secret));
+            secrets.push(hex(secret));
+        }
+    }
+    secrets.push(
+        std::fs::read_to_string(data.join("admin-token"))
+            .expect("token")
+            .trim()
+            .to_owned(),
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        logs.contains("generated keys"),
+        "the run did log its work:\n{logs}"
+    );
+    for secret in &secrets {
+        // Long enough that a chance match is impossible; short prefixes too.
+        for needle in [secret.as_str(), &secret[..secret.len().min(24)]] {
+            assert!(!logs.contains(needle), "a secret reached the logs");
+        }
+    }
+}

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, Overrides};
 
+mod client;
+mod keys;
 mod onboard;
 
 /// Keyferry: federated cross-cloud identity and key-wrap broker.
@@ -41,6 +43,8 @@ enum Command {
     },
     /// Onboard issuers, ad techs and their workload identities (admin API).
     Onboard(onboard::OnboardArgs),
+    /// List, rotate and revoke keys (admin API).
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +103,7 @@ impl Cli {
                 Err(e) => config_failure(&e),
             },
             Command::Onboard(args) => onboard::run(args),
+            Command::Keys(args) => keys::run(args),
         }
     }
 }

@@ -1,33 +1,22 @@
 //! `keyferry onboard …`: a client of the admin API (DESIGN §7.1, §11).
 //!
-//! The server comes from `--server`, `KEYFERRY_SERVER`, or the dev default
-//! `http://127.0.0.1:8080`; the bearer token from `--token-file`,
-//! `KEYFERRY_TOKEN`, or the dev bootstrap file `./keyferry-data/admin-token`.
-//! A refusal prints the server's problem detail and exits 1.
+//! Connection options and output are shared with `keyferry keys` (see
+//! `client`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::client::{
+    Client, Connection, Failure, block_on_client, join, print_record, print_table, text,
+};
+
 /// Shared options of every `onboard` command.
 #[derive(Debug, Args)]
 pub(crate) struct OnboardArgs {
-    /// Broker base URL.
-    #[arg(
-        long,
-        env = "KEYFERRY_SERVER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    server: String,
-    /// File holding an operator bearer token (default: ./keyferry-data/admin-token).
-    #[arg(long, global = true)]
-    token_file: Option<PathBuf>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: OnboardCommand,
 }
@@ -169,87 +158,15 @@ fn parse_condition(raw: &str) -> Result<Value, String> {
     Ok(json!({"claim": claim, "op": op, "value": value}))
 }
 
-/// A refusal or failure to report; exit code 1.
-struct Failure(String);
-
-struct Client {
-    http: reqwest::Client,
-    server: String,
-    token: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Failure> {
-        let mut request = self
-            .http
-            .request(
-                method,
-                format!("{}{path}", self.server.trim_end_matches('/')),
-            )
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure(format!("cannot reach {}: {e}", self.server)))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let detail = body["detail"].as_str().unwrap_or("request refused");
-            let code = body["code"].as_str().unwrap_or("error");
-            Err(Failure(format!("{} {code}: {detail}", status.as_u16())))
-        }
-    }
-}
-
-fn read_token(file: Option<&PathBuf>) -> Result<String, Failure> {
-    if file.is_none() {
-        if let Ok(token) = std::env::var("KEYFERRY_TOKEN") {
-            return Ok(token.trim().to_owned());
-        }
-    }
-    let path = file
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("./keyferry-data/admin-token"));
-    std::fs::read_to_string(&path)
-        .map(|t| t.trim().to_owned())
-        .map_err(|e| {
-            Failure(format!(
-                "cannot read the token from {}: {e} (use --token-file or KEYFERRY_TOKEN)",
-                path.display()
-            ))
-        })
-}
-
 /// Runs an `onboard` command.
 pub(crate) fn run(args: OnboardArgs) -> ExitCode {
-    crate::server::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
-            eprintln!("keyferry onboard: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    let OnboardArgs {
+        connection,
+        command,
+    } = args;
+    block_on_client(connection, |client, json_out| {
+        execute(client, json_out, command)
+    })
 }
 
 fn query(pairs: &[(&str, &Option<String>)]) -> String {
@@ -263,15 +180,9 @@ fn query(pairs: &[(&str, &Option<String>)]) -> String {
     if q.is_empty() { q } else { format!("?{q}") }
 }
 
-async fn execute(args: OnboardArgs) -> Result<(), Failure> {
+async fn execute(client: Client, json_out: bool, command: OnboardCommand) -> Result<(), Failure> {
     use reqwest::Method;
-    let client = Client {
-        http: reqwest::Client::new(),
-        server: args.server.clone(),
-        token: read_token(args.token_file.as_ref())?,
-    };
-    let json_out = args.json;
-    match args.command {
+    match command {
         OnboardCommand::Issuer(IssuerCommand::Add {
             name,
             kind,
@@ -474,53 +385,6 @@ async fn list_mappings(client: &Client, json_out: bool, query: &str) -> Result<(
         &rows,
     );
     Ok(())
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn join(v: &Value) -> String {
-    v.as_array()
-        .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
-}
-
-fn print_record(json_out: bool, record: &Value, summary: &str) {
-    if json_out {
-        println!("{record}");
-    } else {
-        println!("{summary}");
-    }
-}
-
-fn print_table(json_out: bool, raw: &Value, header: &[&str], rows: &[Vec<String>]) {
-    if json_out {
-        println!("{raw}");
-        return;
-    }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ pub struct HandoverRequest {
 }
 
 impl HandoverRequest {
+    /// The request a Type-1 sends for `key` (public so tests can replay one).
+    pub fn for_replay(key: &KeyRecord, sealed: &[u8]) -> Self {
+        Self::for_key(key, sealed)
+    }
+
     pub(super) fn for_key(key: &KeyRecord, sealed: &[u8]) -> Self {
         HandoverRequest {
             key_id: key.id.clone(),

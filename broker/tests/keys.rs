@@ -1,0 +1,586 @@
+//! The key lifecycle across two coordinators on loopback: a Type-1 on
+//! SQLite and a Type-2 on PostgreSQL, one moved clock, and the lifecycle
+//! driven step by step (generation, handover, purge) instead of by timers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cloud_adapters::KeyWrapper;
+use idp::{Clock, ManualClock};
+use keyferry::AppState;
+use keyferry::config::{Config, Role};
+use keyferry::lifecycle::HandoverRequest;
+use keyferry::testing::TestDb;
+use serde_json::{Value, json};
+
+struct Node {
+    state: AppState,
+    base: String,
+    port: u16,
+    serving: Option<tokio::task::JoinHandle<()>>,
+    _db: Option<TestDb>,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let app = keyferry::http::app(self.state.clone());
+        self.serving = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.serving.take() {
+            task.abort();
+        }
+    }
+
+    async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("rebind");
+        self.serve(listener);
+    }
+
+    async fn kek(&self) -> Arc<dyn KeyWrapper> {
+        Arc::new(
+            cloud_adapters::LocalKek::open_or_create(&self.dir.path().join("keks"), "storage")
+                .await
+                .expect("kek"),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Pair {
+    t1: Node,
+    t2: Node,
+    clock: ManualClock,
+}
+
+async fn node(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    db: Option<TestDb>,
+    dir: tempfile::TempDir,
+    clock: &ManualClock,
+) -> Node {
+    let url = db
+        .as_ref()
+        .map_or_else(|| config.storage_url(), |db| db.url.clone());
+    let store = keyferry::storage::Store::connect(&url, 5)
+        .await
+        .expect("store");
+    let kek: Arc<dyn KeyWrapper> = Arc::new(
+        cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
+            .await
+            .expect("kek"),
+    );
+    let port = listener.local_addr().expect("addr").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
+        .await
+        .expect("state");
+    let mut node = Node {
+        state,
+        base,
+        port,
+        serving: None,
+        _db: db,
+        dir,
+    };
+    node.serve(listener);
+    node
+}
+
+/// A Type-1 on SQLite and a Type-2 on PostgreSQL (SQLite when PostgreSQL is
+/// unavailable outside CI), with `tweak` applied to the Type-1's config.
+async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
+    keyferry::server::install_crypto_provider();
+    let clock = ManualClock::starting_now();
+    let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let l2 = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (u1, u2) = (
+        format!("http://{}", l1.local_addr().expect("addr")),
+        format!("http://{}", l2.local_addr().expect("addr")),
+    );
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+
+    let mut c2 = Config::dev_default();
+    c2.data_dir = d2.path().to_owned();
+    c2.server.public_url = Some(u2.parse().expect("url"));
+    c2.coordinator.name = "b".into();
+    c2.coordinator.role = Role::Type2;
+    c2.coordinator.peer_url = None;
+    c2.coordinator.peer_issuer = Some(u1.parse().expect("url"));
+    c2.admin.bootstrap_token = Some(false);
+    let db2 = TestDb::postgres().await;
+    let t2 = node(c2, l2, db2, d2, &clock).await;
+
+    let mut c1 = Config::dev_default();
+    c1.data_dir = d1.path().to_owned();
+    c1.server.public_url = Some(u1.parse().expect("url"));
+    c1.coordinator.peer_url = Some(u2);
+    tweak(&mut c1);
+    let t1 = node(c1, l1, None, d1, &clock).await;
+    Pair { t1, t2, clock }
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.expect("GET")
+}
+
+async fn published(node: &Node) -> Vec<String> {
+    let body: Value = get(
+        &format!(
+            "{}/.well-known/aggregation-service/v1/public-keys",
+            node.base
+        ),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    body["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_published_only_after_the_type2_acknowledges() {
+    let p = pair(|_| {}).await;
+    let generated = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    assert_eq!(generated.len(), 5);
+    assert!(
+        published(&p.t1).await.is_empty(),
+        "pending keys must not be published"
+    );
+    assert!(p.t2.state.store.keys(None).await.expect("keys").is_empty());
+
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("handover"),
+        (5, 0)
+    );
+    let mut public = published(&p.t1).await;
+    public.sort();
+    let mut expected = generated.clone();
+    expected.sort();
+    assert_eq!(public, expected);
+    // The Type-2 holds split B of every key, wrapped by its own KEK only.
+    for id in &generated {
+        let splits = p.t2.state.store.splits(id).await.expect("splits");
+        assert_eq!(splits.len(), 1);
+        assert_eq!(splits[0].kek_uri, "local-kek://storage");
+    }
+    // A second check generates nothing: five live keys exist.
+    assert!(
+        p.t1.state
+            .keys
+            .ensure_keys(None)
+            .await
+            .expect("generate")
+            .is_empty()
+    );
+    let kinds: Vec<String> =
+        p.t2.state
+            .store
+            .audit_events(0, 100)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "key.received").count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_type2_down_nothing_is_published_and_the_handover_resumes() {
+    let mut p = pair(|_| {}).await;
+    p.t1.state
+        .keys
+        .ensure_keys(None)
+        .await
+        .expect("generate while the type2 is up");
+    p.t2.stop();
+    for round in 1..=3 {
+        assert_eq!(
+            p.t1.state.keys.run_handovers().await.expect("round"),
+            (0, 5),
+            "round {round}"
+        );
+        assert!(published(&p.t1).await.is_empty());
+        // Backoff: nothing is due until the delay has passed.
+        assert_eq!(
+            p.t1.state.keys.run_handovers().await.expect("round"),
+            (0, 0)
+        );
+        p.clock.advance(Duration::from_secs(10));
+    }
+    let keys = p.t1.state.store.keys(None).await.expect("keys");
+    assert!(
+        keys.iter()
+            .all(|k| k.status == "pending" && k.handover_attempts == 3),
+        "{keys:?}"
+    );
+
+    p.t2.restart().await;
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("round"),
+        (5, 0)
+    );
+    assert_eq!(published(&p.t1).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_key_is_dropped_after_the_handover_timeout() {
+    let mut p = pair(|_| {}).await;
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t2.stop();
+    p.t1.state.keys.run_handovers().await.expect("round");
+    p.clock.advance(Duration::from_secs(3601));
+    assert_eq!(p.t1.state.keys.purge().await.expect("purge"), 5);
+    assert!(p.t1.state.store.keys(None).await.expect("keys").is_empty());
+    let events = p.t1.state.store.audit_events(0, 100).await.expect("audit");
+    assert_eq!(events.iter().filter(|e| e.kind == "key.dropped").count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
+    let p = pair(|_| {}).await;
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    let (record, sealed) =
+        p.t1.state
+            .store
+            .due_handovers(i64::MAX)
+            .await
+            .expect("due")
+            .remove(0);
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let stored = p.t1.state.store.key(&record.id).await.expect("key");
+
+    let token = |audience: &str| {
+        p.t1.state
+            .issuer
+            .current()
+            .mint_outbound_token(p.clock.now(), "a", audience, Duration::from_secs(300))
+            .expect("token")
+            .as_str()
+            .to_owned()
+    };
+    let post = |token: Option<String>, body: Value| {
+        let url = format!("{}/v1alpha/encryptionKeys", p.t2.base);
+        async move {
+            let mut request = reqwest::Client::new().post(url).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("post");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let request =
+        serde_json::to_value(HandoverRequest::for_replay(&record, &sealed)).expect("json");
+
+    // A replay gets the same answer.
+    let (status, answer) = post(Some(token(&p.t2.base)), request.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["publicKeySignature"], stored.peer_signature.as_str());
+
+    // The same id with another public key conflicts.
+    let other = keys::generate(keys::Aead::ChaCha20Poly1305).expect("key");
+    let mut conflicting = request.clone();
+    conflicting["publicKeyMaterial"] = json!(other.public_key_base64());
+    conflicting["publicKeysetHandle"] = json!(other.public_keyset_json());
+    assert_eq!(post(Some(token(&p.t2.base)), conflicting).await.0, 409);
+
+    // Unauthenticated, for another audience, or signed by a stranger: refused.
+    assert_eq!(post(None, request.clone()).await.0, 401);
+    assert_eq!(
+        post(Some(token("https://elsewhere.example")), request.clone())
+            .await
+            .0,
+        401
+    );
+    let stranger = pair(|_| {}).await;
+    let foreign = stranger
+        .t1
+        .state
+        .issuer
+        .current()
+        .mint_outbound_token(
+            stranger.clock.now(),
+            "a",
+            &p.t2.base,
+            Duration::from_secs(300),
+        )
+        .expect("token");
+    assert_eq!(
+        post(Some(foreign.as_str().to_owned()), request.clone())
+            .await
+            .0,
+        401
+    );
+
+    // A split sealed to someone else does not open.
+    let mut resealed = request.clone();
+    resealed["keyId"] = json!("00000000-0000-4000-8000-000000000000");
+    assert_eq!(post(Some(token(&p.t2.base)), resealed).await.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recombined_splits_are_the_published_key_and_both_signatures_verify() {
+    let p = pair(|_| {}).await;
+    let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let (kek1, kek2) = (p.t1.kek().await, p.t2.kek().await);
+    let signer = |node: &Node| {
+        let base = node.base.clone();
+        async move {
+            let keys: Value = get(&format!("{base}/v1/peer/keys"), &[])
+                .await
+                .json()
+                .await
+                .expect("json");
+            B64.decode(keys["signingKey"].as_str().expect("signing key"))
+                .expect("base64")
+        }
+    };
+    let (spki1, spki2) = (signer(&p.t1).await, signer(&p.t2).await);
+    for id in &ids {
+        let record = p.t1.state.store.key(id).await.expect("key");
+        let a = kek1
+            .unwrap(&p.t1.state.store.splits(id).await.expect("splits")[0].ciphertext)
+            .await
+            .expect("A");
+        let b = kek2
+            .unwrap(&p.t2.state.store.splits(id).await.expect("splits")[0].ciphertext)
+            .await
+            .expect("B");
+        assert_ne!(a.as_slice(), b.as_slice());
+        let keyset = keys::recombine(&a, &b).expect("recombine");
+        let private = keys::PrivateKeyset::from_tink_bytes(&keyset).expect("a Tink keyset");
+        assert_eq!(private.public_key().to_vec(), record.public_key);
+        // Encrypt to the published key, decrypt with the recombined one.
+        let ciphertext =
+            keys::hybrid_encrypt(&private.public_key(), private.aead(), b"report", b"ctx")
+                .expect("enc");
+        assert_eq!(
+            private
+                .decrypt(&ciphertext, b"ctx")
+                .expect("dec")
+                .as_slice(),
+            b"report"
+        );
+
+        let message = keys::public_key_signature_message(
+            id,
+            record.creation_time,
+            &B64.encode(&record.public_key),
+        );
+        keys::verify_signature(
+            &spki1,
+            &message,
+            &B64.decode(&record.signature).expect("b64"),
+        )
+        .expect("type1 signature");
+        keys::verify_signature(
+            &spki2,
+            &message,
+            &B64.decode(&record.peer_signature).expect("b64"),
+        )
+        .expect("type2 signature");
+        assert!(
+            keys::verify_signature(
+                &spki2,
+                &message,
+                &B64.decode(&record.signature).expect("b64")
+            )
+            .is_err()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successors_rotate_in_and_old_keys_retire_then_disappear() {
+    let p = pair(|_| {}).await;
+    let first = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let day = Duration::from_secs(24 * 3600);
+
+    // Cache-Control follows the earliest expiry, capped at a week.
+    let url = format!(
+        "{}/.well-known/aggregation-service/v1/public-keys",
+        p.t1.base
+    );
+    let response = get(&url, &[]).await;
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=604800"
+    );
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_owned();
+    assert_eq!(get(&url, &[("if-none-match", &etag)]).await.status(), 304);
+    p.clock.advance(day);
+    let response = get(&url, &[("if-none-match", &etag)]).await;
+    assert_eq!(response.status(), 304, "same keys, same ETag");
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=518400"
+    );
+
+    // Inside the refresh window the check generates five successors.
+    p.clock.advance(5 * day + Duration::from_secs(60));
+    let successors = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    assert_eq!(successors.len(), 5);
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let response = get(&url, &[("if-none-match", &etag)]).await;
+    assert_eq!(response.status(), 200, "a new key set has a new ETag");
+    let body: Value = response.json().await.expect("json");
+    let ids: Vec<&str> = body["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 5, "at most five keys");
+    assert!(
+        ids.iter().all(|id| successors.iter().any(|s| s == id)),
+        "newest expiry first"
+    );
+
+    // Past the old keys' expiry they are retired: unpublished, splits kept.
+    p.clock.advance(day);
+    assert!(
+        published(&p.t1)
+            .await
+            .iter()
+            .all(|id| successors.contains(id))
+    );
+    assert_eq!(p.t1.state.keys.purge().await.expect("purge"), 0);
+    assert!(
+        !p.t1
+            .state
+            .store
+            .splits(&first[0])
+            .await
+            .expect("splits")
+            .is_empty()
+    );
+    // Past their TTL they are deleted on both sides.
+    p.clock.advance(365 * day);
+    assert!(p.t1.state.keys.purge().await.expect("purge") >= 5);
+    assert!(matches!(
+        p.t1.state.store.key(&first[0]).await,
+        Err(keyferry::storage::StoreError::NotFound(_))
+    ));
+    assert!(p.t2.state.keys.purge().await.expect("purge") >= 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_takes_a_key_out_of_the_public_set_at_once() {
+    let p = pair(|_| {}).await;
+    let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let token = std::fs::read_to_string(p.t1.dir.path().join("admin-token")).expect("token");
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/admin/keys/{}/revoke", p.t1.base, ids[0]))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 200);
+    let after = published(&p.t1).await;
+    assert_eq!(after.len(), 4);
+    assert!(!after.contains(&ids[0]));
+    assert_eq!(
+        p.t1.state.store.key(&ids[0]).await.expect("key").status,
+        "revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_key_ids_are_bit_reversed_counters() {
+    let p = pair(|c| {
+        c.use_cases[0].key_id_format = keys::KeyIdFormat::Sequence;
+        c.use_cases[0].aead = keys::Aead::Aes256Gcm;
+    })
+    .await;
+    let mut ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    ids.sort();
+    // Counters 1..5 bit-reversed: 8…, 4…, C…, 2…, A… (sorted here).
+    assert_eq!(
+        ids,
+        [
+            "2000000000000000",
+            "4000000000000000",
+            "8000000000000000",
+            "A000000000000000",
+            "C000000000000000"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_postgres_database_generate_one_key_set() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(|_| {}).await;
+    let clock = p.clock.clone();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut config = p.t1.state.config.as_ref().clone();
+        config.data_dir = dir.path().to_owned();
+        let store = keyferry::storage::Store::connect(&db.url, 5)
+            .await
+            .expect("store");
+        let kek = p.t1.kek().await;
+        let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
+            .await
+            .expect("state");
+        replicas.push((state, dir));
+    }
+    let tasks: Vec<_> = replicas
+        .iter()
+        .map(|(state, _)| {
+            let keys = state.keys.clone();
+            tokio::spawn(async move { keys.ensure_keys(None).await.expect("generate").len() })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("task");
+    }
+    assert_eq!(total, 5, "exactly one key set between the replicas");
+    assert_eq!(db.store.keys(None).await.expect("keys").len(), 5);
+}
