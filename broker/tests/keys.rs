@@ -584,3 +584,50 @@ async fn replicas_on_one_postgres_database_generate_one_key_set() {
     assert_eq!(total, 5, "exactly one key set between the replicas");
     assert_eq!(db.store.keys(None).await.expect("keys").len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_a_is_wrapped_by_the_storage_kek_and_every_cloud_kek() {
+    let p = pair(|c| {
+        for cloud in ["aws", "gcp", "azure"] {
+            let entry = keyferry::config::CloudConfig {
+                kek: format!("local-kek://{cloud}-splits"),
+                endpoint: None,
+                unwrap: keyferry::config::UnwrapMode::CloudKms,
+            };
+            match cloud {
+                "aws" => c.clouds.aws = Some(entry),
+                "gcp" => c.clouds.gcp = Some(entry),
+                _ => c.clouds.azure = Some(entry),
+            }
+        }
+    })
+    .await;
+    let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    let keks = p.t1.dir.path().join("keks");
+    let mut plaintexts = Vec::new();
+    for (uri, name) in [
+        ("local-kek://aws-splits", "aws-splits"),
+        ("local-kek://azure-splits", "azure-splits"),
+        ("local-kek://gcp-splits", "gcp-splits"),
+        ("local-kek://storage", "storage"),
+    ] {
+        let splits = p.t1.state.store.splits(&ids[0]).await.expect("splits");
+        let split = splits
+            .iter()
+            .find(|s| s.kek_uri == uri)
+            .unwrap_or_else(|| panic!("no split under {uri}"));
+        let kek = cloud_adapters::LocalKek::open_or_create(&keks, name)
+            .await
+            .expect("kek");
+        plaintexts.push(
+            kek.unwrap(&split.ciphertext)
+                .await
+                .expect("unwrap")
+                .to_vec(),
+        );
+    }
+    assert!(
+        plaintexts.windows(2).all(|w| w[0] == w[1]),
+        "every KEK wraps the same split A"
+    );
+}

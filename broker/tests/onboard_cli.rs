@@ -234,3 +234,61 @@ async fn refusals_exit_1_with_the_servers_reason_and_bad_usage_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     broker.handle.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_rotates_and_revokes_keys() {
+    let broker = broker().await;
+    let keys_cmd = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KEYFERRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("keys")
+            .args(args)
+            .arg("--server")
+            .arg(&broker.base)
+            .arg("--token-file")
+            .arg(&broker.token_file);
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+                .await
+                .expect("join")
+        }
+    };
+    let rotated = ok(&keys_cmd(&["rotate", "--use-case", "aggregation-service", "--json"]).await);
+    let rotated: Value = serde_json::from_str(&rotated).expect("JSON");
+    let generated = rotated["generated"].as_array().expect("generated");
+    assert_eq!(generated.len(), 5);
+    let id = generated[0].as_str().expect("id").to_owned();
+
+    let listed: Value =
+        serde_json::from_str(&ok(&keys_cmd(&["list", "--json"]).await)).expect("JSON");
+    let mine = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(
+        mine["status"], "active",
+        "the embedded peer acknowledged during the rotation"
+    );
+
+    let id_arg: &'static str = Box::leak(id.clone().into_boxed_str());
+    let revoke_args: &'static [&'static str] = Box::leak(vec!["revoke", id_arg].into_boxed_slice());
+    assert_eq!(
+        ok(&keys_cmd(revoke_args).await).trim(),
+        format!("revoked key {id}")
+    );
+    let table = ok(&keys_cmd(&["list"]).await);
+    let line = table.lines().find(|l| l.starts_with(&id)).expect("row");
+    assert!(line.contains("revoked"), "{line}");
+
+    let out = keys_cmd(&["rotate", "--use-case", "no-such-use-case"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    broker.handle.shutdown();
+}
