@@ -8,6 +8,8 @@
 //! - `wrapper`: the [`KeyWrapper`] trait every backend implements, and
 //!   [`open_wrapper`], the one factory that turns a URI into a backend.
 //! - `local`: [`LocalKek`], AES-256-GCM with a key file under the data dir.
+//! - `identity`: [`IdentityTokenSource`], the broker's own token that cloud
+//!   adapters trade at their cloud's STS for KMS credentials.
 //! - `error`: [`WrapError`], the one error type of this crate.
 //!
 //! Ciphertexts are opaque bytes to callers. For the cloud KMSs they are the
@@ -15,11 +17,13 @@
 //! envelope expects, so a workload can unwrap with stock tooling.
 
 mod error;
+mod identity;
 mod kek_uri;
 mod local;
 mod wrapper;
 
 pub use error::WrapError;
+pub use identity::IdentityTokenSource;
 pub use kek_uri::{KekScheme, KekUri};
 pub use local::LocalKek;
 pub use wrapper::{KeyWrapper, WrapperContext, open_wrapper};
