@@ -106,6 +106,7 @@ impl From<StoreError> for Error {
             StoreError::NotFound(what) => Error::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => Error::Conflict(format!("{what} already exists")),
             StoreError::Database(e) => Error::Unavailable(format!("database: {e}")),
+            StoreError::Unavailable(e) => Error::Unavailable(e),
             other => Error::Internal(other.to_string()),
         }
     }

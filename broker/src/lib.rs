@@ -15,6 +15,7 @@
 //!   public key endpoints and key administration.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
 //! - `state`: [`AppState`], what handlers share.
+//! - `secrets`: coordinator secrets, wrapped by the storage KEK at rest.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
 //! - `telemetry`: structured JSON logs.
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
@@ -29,6 +30,7 @@ pub mod federation;
 pub mod http;
 pub mod issuer;
 pub mod lifecycle;
+pub mod secrets;
 pub mod server;
 mod state;
 pub mod storage;

@@ -9,7 +9,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use cloud_adapters::{KekUri, WrapperContext, open_wrapper};
 
 use crate::admin::AdminAuth;
-use crate::audit::TableAudit;
+use crate::audit::TransparencyLog;
 use crate::config::Config;
 use crate::federation::Federation;
 use crate::http::{Metrics, app};
@@ -45,6 +45,9 @@ pub enum StartError {
     /// The trusted issuers cannot be loaded.
     #[error("federation: {0}")]
     Federation(#[from] crate::federation::FederationError),
+    /// The audit log cannot be opened.
+    #[error("audit log: {0}")]
+    AuditLog(#[from] crate::audit::log::LogError),
     /// Operator authentication cannot be set up.
     #[error("admin: {0}")]
     AdminAuth(#[from] crate::admin::auth::AdminAuthError),
@@ -101,7 +104,9 @@ pub async fn build_state_with(
     .await?;
     let federation = Federation::open(&config, &store, clock.clone()).await?;
     let admin_auth = AdminAuth::open(&config, &store, clock.clone()).await?;
-    let audit = TableAudit::shared(store.clone());
+    let audit_log =
+        TransparencyLog::open(store.clone(), storage_kek.clone(), clock.clone()).await?;
+    let audit: Arc<dyn crate::audit::Audit> = audit_log.clone();
     let mut cloud_keks = Vec::new();
     let ctx = WrapperContext {
         local_kek_dir: config.local_kek_dir(),
@@ -127,6 +132,7 @@ pub async fn build_state_with(
     Ok(AppState {
         config: Arc::new(config),
         audit,
+        audit_log,
         keys,
         store,
         storage_kek,
@@ -237,8 +243,10 @@ impl Server {
                 (handle, tokio::spawn(peer.run()))
             });
             let lifecycle = self.state.keys.spawn();
+            let heads = self.state.audit_log.spawn_head_signer();
             let result = self.serve_http().await;
             lifecycle.abort();
+            heads.abort();
             if let Some((handle, task)) = peer {
                 handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                 let _ = task.await;

@@ -8,7 +8,7 @@ use cloud_adapters::KeyWrapper;
 use idp::Clock;
 
 use crate::admin::AdminAuth;
-use crate::audit::Audit;
+use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
 use crate::federation::Federation;
 use crate::http::Metrics;
@@ -35,8 +35,10 @@ pub struct AppState {
     pub federation: Arc<Federation>,
     /// Operator authentication.
     pub admin_auth: Arc<AdminAuth>,
-    /// Where audited events go.
+    /// Where audited events go (the transparency log, as the interface).
     pub audit: Arc<dyn Audit>,
+    /// The transparency log itself: tree heads and proofs.
+    pub audit_log: Arc<TransparencyLog>,
     /// The key lifecycle.
     pub keys: Arc<KeyService>,
 }

@@ -45,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::federation::router())
         .merge(crate::admin::router())
         .merge(crate::lifecycle::router())
+        .merge(crate::audit::router())
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
         .with_state(state)

@@ -13,6 +13,7 @@ use super::handover::{HandoverAnswer, HandoverRequest, PeerClient, PeerKeys};
 use crate::audit::{Audit, AuditEvent};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
 use crate::issuer::{Issuer, unix_ms};
+use crate::secrets::secret_or_create;
 use crate::storage::{KeyRecord, Store, StoreError, StoredSplit, status};
 
 const SIGNER_SECRET: &str = "public_key_signer";
@@ -74,33 +75,6 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Reads a wrapped secret, creating it on first use. Replicas racing on the
-/// first start converge on one value: the insert is conditional and the
-/// value is re-read.
-async fn secret_or_create(
-    store: &Store,
-    kek: &Arc<dyn KeyWrapper>,
-    name: &str,
-    now_ms: i64,
-    create: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, LifecycleError>,
-) -> Result<Zeroizing<Vec<u8>>, LifecycleError> {
-    if store.wrapped_secret(name).await?.is_none() {
-        let fresh = create()?;
-        let wrapped = StoredSplit {
-            kek_uri: kek.kek_uri().to_string(),
-            ciphertext: kek.wrap(&fresh).await?,
-        };
-        store
-            .insert_wrapped_secret_if_absent(name, &wrapped, now_ms)
-            .await?;
-    }
-    let stored = store
-        .wrapped_secret(name)
-        .await?
-        .ok_or_else(|| LifecycleError::Corrupt(format!("secret `{name}` vanished")))?;
-    Ok(kek.unwrap(&stored.ciphertext).await?)
-}
-
 impl KeyService {
     /// Opens the lifecycle: loads (or creates) this coordinator's secrets.
     #[allow(clippy::too_many_arguments)] // the parts of AppState it needs
@@ -114,22 +88,28 @@ impl KeyService {
         issuer: Arc<Issuer>,
     ) -> Result<Arc<KeyService>, LifecycleError> {
         let now_ms = unix_ms(clock.now());
-        let signer_pkcs8 = secret_or_create(&store, &storage_kek, SIGNER_SECRET, now_ms, || {
-            Ok(KeySigner::generate()?.to_pkcs8())
-        })
-        .await?;
+        let signer_pkcs8 =
+            secret_or_create::<LifecycleError>(&store, &storage_kek, SIGNER_SECRET, now_ms, || {
+                Ok(KeySigner::generate()?.to_pkcs8())
+            })
+            .await?;
         let signer = KeySigner::from_pkcs8(&signer_pkcs8)?;
         let role = config.coordinator.role;
         let (mut handover_key, mut peer_validator, mut peer) = (None, None, None);
         match role {
             Role::Type2 => {
-                let private =
-                    secret_or_create(&store, &storage_kek, HANDOVER_SECRET, now_ms, || {
+                let private = secret_or_create::<LifecycleError>(
+                    &store,
+                    &storage_kek,
+                    HANDOVER_SECRET,
+                    now_ms,
+                    || {
                         Ok(Zeroizing::new(
                             RecipientKey::generate().private_bytes().to_vec(),
                         ))
-                    })
-                    .await?;
+                    },
+                )
+                .await?;
                 handover_key = Some(RecipientKey::from_private_bytes(&private)?);
                 if let Some(peer_issuer) = &config.coordinator.peer_issuer {
                     peer_validator = Some(peer_validator_for(

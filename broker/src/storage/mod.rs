@@ -16,6 +16,7 @@
 mod admin_tokens;
 mod adtechs;
 mod audit;
+mod audit_log;
 mod issuers;
 mod keys;
 mod mappings;
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use adtechs::AdTech;
 pub use audit::AuditEvent;
+pub use audit_log::{AuditTx, StoredEntry, StoredHead};
 pub use issuers::StoredIssuer;
 pub use keys::{KeyGenerationTx, KeyRecord, StoredSplit, status};
 pub use mappings::{MappingFilter, MappingRecord};
@@ -62,6 +64,10 @@ pub enum StoreError {
     /// is from an incompatible version.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database (or the audit writer in front of it) cannot take the
+    /// write now; retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The URL names no supported engine.
     #[error("unsupported storage URL scheme (expected sqlite:// or postgres://)")]
     UnsupportedUrl,

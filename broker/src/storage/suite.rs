@@ -294,24 +294,6 @@ async fn expired_nonces_are_purged(store: &Store) {
     );
 }
 
-async fn audit_events_keep_their_order(store: &Store) {
-    let mut seqs = Vec::new();
-    for i in 0..5 {
-        seqs.push(
-            store
-                .append_audit(i, "test.event", &serde_json::json!({"i": i}))
-                .await
-                .expect("append"),
-        );
-    }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    let events = store.audit_events(seqs[1], 2).await.expect("list");
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0].seq, seqs[2]);
-    assert_eq!(events[0].body, serde_json::json!({"i": 2}));
-    assert_eq!(events[1].kind, "test.event");
-}
-
 async fn admin_token_hashes_are_replaced_by_label(store: &Store) {
     store
         .replace_admin_token("bootstrap", &[1; 32], "admin", 1)
@@ -380,7 +362,6 @@ on_both_backends!(
     a_nonce_is_consumed_once,
     concurrent_consumers_of_one_nonce_have_one_winner,
     expired_nonces_are_purged,
-    audit_events_keep_their_order,
     migrations_are_idempotent,
     admin_token_hashes_are_replaced_by_label,
 );

@@ -2,25 +2,34 @@
 //!
 //! Callers describe what happened as an [`AuditEvent`]; [`Audit::record`]
 //! returns only once the event is durable, so a request whose decision must
-//! be audited answers after its record exists. Today the record is a row in
-//! an ordered table; the transparency log replaces the implementation behind
-//! this trait without touching callers.
+//! be audited answers after its record exists. The implementation is the
+//! transparency log:
+//!
+//! - `log`: [`TransparencyLog`]: group-committed appends, signed tree heads.
+//! - `merkle`: RFC 9162 hashing, proofs and their verification.
+//! - `verify`: the offline verifier behind `keyferry audit verify`.
+//! - `api`: `/v1/audit/*`.
 //!
 //! Events never carry secrets: not the subject token, not the issued
 //! credential (only its `jti`), not key material.
 
-use std::sync::Arc;
+mod api;
+pub mod log;
+pub mod merkle;
+pub mod verify;
+
+use std::borrow::Cow;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::storage::{Store, StoreError};
+use crate::storage::StoreError;
 
 /// Something that happened, in the vocabulary auditors read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEvent {
     /// Dotted kind, e.g. `token.exchange`, `adtech.created`.
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     /// Who caused it: `admin-token:<label>` or `operator:<sub>` for
     /// operators, `adtech:<id>` for an allowed exchange, `workload` for a
     /// refused one (the claimed identity is in the details).
@@ -31,9 +40,13 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event with details.
-    pub fn new(kind: &'static str, actor: impl Into<String>, details: Value) -> Self {
+    pub fn new(
+        kind: impl Into<Cow<'static, str>>,
+        actor: impl Into<String>,
+        details: Value,
+    ) -> Self {
         AuditEvent {
-            kind,
+            kind: kind.into(),
             actor: actor.into(),
             details,
         }
@@ -47,23 +60,6 @@ pub trait Audit: Send + Sync + std::fmt::Debug {
     async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError>;
 }
 
-/// The interim implementation: one row per event in `audit_events`.
-#[derive(Clone, Debug)]
-pub struct TableAudit {
-    store: Store,
-}
-
-impl TableAudit {
-    /// Records into `store`.
-    pub fn shared(store: Store) -> Arc<dyn Audit> {
-        Arc::new(TableAudit { store })
-    }
-}
-
-#[async_trait]
-impl Audit for TableAudit {
-    async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError> {
-        let body = json!({ "actor": event.actor, "details": event.details });
-        self.store.append_audit(at_ms, event.kind, &body).await
-    }
-}
+pub use api::MAX_ENTRIES_PER_CALL;
+pub(crate) use api::router;
+pub use log::{SignedTreeHead, TransparencyLog};

@@ -1,0 +1,130 @@
+//! `/v1/audit/*`: tree heads, entries and proofs, for auditors and admins.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::log::{LogError, SignedTreeHead};
+use crate::Error;
+use crate::admin::{Operator, ReaderRole};
+use crate::state::AppState;
+
+/// Most entries one `/v1/audit/entries` call returns.
+pub const MAX_ENTRIES_PER_CALL: u64 = 1000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/audit/sth", get(sth))
+        .route("/v1/audit/entries", get(entries))
+        .route("/v1/audit/proofs/inclusion", get(inclusion))
+        .route("/v1/audit/proofs/consistency", get(consistency))
+}
+
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::OutOfRange(detail) => Error::BadRequest {
+                code: "out_of_range",
+                detail,
+                field: None,
+            },
+            LogError::Store(e) => e.into(),
+            LogError::Secret(e) => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, Error> {
+    q.map(|Query(v)| v).map_err(|e| Error::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+        field: None,
+    })
+}
+
+async fn sth(
+    State(state): State<AppState>,
+    _operator: Operator<ReaderRole>,
+) -> Result<Json<SignedTreeHead>, Error> {
+    Ok(Json(state.audit_log.sth().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    start: u64,
+    end: u64,
+}
+
+async fn entries(
+    State(state): State<AppState>,
+    _operator: Operator<ReaderRole>,
+    q: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let Range { start, end } = query(q)?;
+    if end < start || end - start > MAX_ENTRIES_PER_CALL {
+        return Err(Error::BadRequest {
+            code: "out_of_range",
+            detail: format!(
+                "need start <= end and at most {MAX_ENTRIES_PER_CALL} entries per call"
+            ),
+            field: None,
+        });
+    }
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = state
+        .store
+        .audit_entries(to_i64(start), to_i64(end))
+        .await?;
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|e| json!({"index": e.index, "entry": e.entry, "leafHash": e.leaf_hash.as_ref().map(|h| B64.encode(h))}))
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InclusionQuery {
+    index: u64,
+    tree_size: u64,
+}
+
+async fn inclusion(
+    State(state): State<AppState>,
+    _operator: Operator<ReaderRole>,
+    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let InclusionQuery { index, tree_size } = query(q)?;
+    let proof = state.audit_log.inclusion_proof(index, tree_size).await?;
+    Ok(Json(json!({
+        "index": index,
+        "treeSize": tree_size,
+        "path": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    first: u64,
+    second: u64,
+}
+
+async fn consistency(
+    State(state): State<AppState>,
+    _operator: Operator<ReaderRole>,
+    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Error> {
+    let ConsistencyQuery { first, second } = query(q)?;
+    let proof = state.audit_log.consistency_proof(first, second).await?;
+    Ok(Json(json!({
+        "first": first,
+        "second": second,
+        "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,361 @@
+//! The transparency log behind [`Audit`](super::Audit) (DESIGN §7.2).
+//!
+//! Appends go through one writer task per broker. It takes whatever is
+//! queued (up to a batch limit), writes it in one transaction under the
+//! `audit` lock row, and answers every waiting request once the batch is
+//! durable: each request that must be audited waits for its own entry, and
+//! concurrent requests share one commit. The lock row serialises batches of
+//! all replicas on one database, so the log has one total order.
+//!
+//! Each entry is canonical JSON (RFC 8785) carrying its own index; its leaf
+//! hash and every perfect subtree it completes are stored as it is appended.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cloud_adapters::KeyWrapper;
+use idp::Clock;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use super::merkle::{self, Hash};
+use super::{Audit, AuditEvent};
+use crate::issuer::unix_ms;
+use crate::secrets::{SecretError, secret_or_create};
+use crate::storage::{Store, StoreError, StoredHead};
+
+const SIGNING_SECRET: &str = "audit_signing_key";
+const MAX_BATCH: usize = 512;
+/// Domain separation for tree-head signatures.
+pub const STH_CONTEXT: &[u8] = b"keyferry/v1/sth\n";
+
+/// A signed tree head, as served and as saved by auditors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedTreeHead {
+    /// Entries covered.
+    pub tree_size: u64,
+    /// RFC 9162 root, base64.
+    pub root_hash: String,
+    /// Unix ms of signing.
+    pub timestamp: i64,
+    /// Ed25519 signature over [`STH_CONTEXT`] ‖ canonical JSON of
+    /// `{rootHash, timestamp, treeSize}`, base64.
+    pub signature: String,
+    /// The log's Ed25519 public key, base64 (pin it when saving a head).
+    pub public_key: String,
+}
+
+impl SignedTreeHead {
+    /// The signed message.
+    pub fn message(tree_size: u64, root_hash_b64: &str, timestamp: i64) -> Vec<u8> {
+        let body =
+            json!({"rootHash": root_hash_b64, "timestamp": timestamp, "treeSize": tree_size});
+        let mut message = STH_CONTEXT.to_vec();
+        message.extend_from_slice(serde_jcs::to_string(&body).unwrap_or_default().as_bytes());
+        message
+    }
+
+    /// Whether the signature verifies with the embedded public key.
+    pub fn signature_valid(&self) -> bool {
+        let (Ok(key), Ok(signature)) = (B64.decode(&self.public_key), B64.decode(&self.signature))
+        else {
+            return false;
+        };
+        let message = Self::message(self.tree_size, &self.root_hash, self.timestamp);
+        aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, key)
+            .verify(&message, &signature)
+            .is_ok()
+    }
+}
+
+struct Pending {
+    at_ms: i64,
+    event: AuditEvent,
+    done: oneshot::Sender<Result<i64, String>>,
+}
+
+/// The audit log of one broker.
+pub struct TransparencyLog {
+    queue: mpsc::Sender<Pending>,
+    store: Store,
+    signer: Ed25519KeyPair,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for TransparencyLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransparencyLog").finish_non_exhaustive()
+    }
+}
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing key could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A proof was asked for sizes or indexes the log does not have.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// The canonical JSON of the entry at `index`.
+pub fn canonical_entry(index: i64, at_ms: i64, event: &AuditEvent) -> String {
+    let value = json!({
+        "index": index,
+        "time": at_ms,
+        "kind": event.kind,
+        "actor": event.actor,
+        "details": event.details,
+    });
+    // Serialising a serde_json::Value cannot fail.
+    serde_jcs::to_string(&value).unwrap_or_default()
+}
+
+async fn write_batch(
+    store: &Store,
+    now_ms: i64,
+    batch: &[Pending],
+) -> Result<Vec<i64>, StoreError> {
+    let mut tx = store.lock_audit(now_ms).await?;
+    let size = tx.size().await?;
+    let mut fresh: HashMap<(u32, u64), Hash> = HashMap::new();
+    let mut indexes = Vec::with_capacity(batch.len());
+    for (k, pending) in batch.iter().enumerate() {
+        let index = size + i64::try_from(k).unwrap_or(i64::MAX);
+        let entry = canonical_entry(index, pending.at_ms, &pending.event);
+        tx.insert_entry(index, &entry).await?;
+        let position = u64::try_from(index).unwrap_or(0);
+        let mut hash = merkle::leaf_hash(entry.as_bytes());
+        let (mut level, mut i) = (0u32, position);
+        tx.insert_node(level, i, &hash).await?;
+        fresh.insert((level, i), hash);
+        // A right child completes its parent.
+        while i & 1 == 1 {
+            let sibling = match fresh.get(&(level, i - 1)) {
+                Some(h) => *h,
+                None => {
+                    let stored = tx.node(level, i - 1).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("audit node ({level}, {}) is missing", i - 1))
+                    })?;
+                    stored
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("audit node is not 32 bytes".into()))?
+                }
+            };
+            hash = merkle::node_hash(&sibling, &hash);
+            level += 1;
+            i >>= 1;
+            tx.insert_node(level, i, &hash).await?;
+            fresh.insert((level, i), hash);
+        }
+        indexes.push(index);
+    }
+    tx.commit().await?;
+    Ok(indexes)
+}
+
+impl TransparencyLog {
+    /// Opens the log, moving interim `audit_events` rows into it once, and
+    /// starts its writer.
+    pub async fn open(
+        store: Store,
+        storage_kek: Arc<dyn KeyWrapper>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<TransparencyLog>, LogError> {
+        let now = unix_ms(clock.now());
+        let pkcs8 =
+            secret_or_create::<SecretError>(&store, &storage_kek, SIGNING_SECRET, now, || {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map(|doc| Zeroizing::new(doc.as_ref().to_vec()))
+                    .map_err(|_| SecretError::Generate(SIGNING_SECRET.into()))
+            })
+            .await?;
+        let signer = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|_| StoreError::Corrupt("the audit signing key does not decode".into()))?;
+
+        let (queue, mut rx) = mpsc::channel::<Pending>(4096);
+        let writer_store = store.clone();
+        let writer_clock = clock.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let result = write_batch(&writer_store, unix_ms(writer_clock.now()), &batch).await;
+                match result {
+                    Ok(indexes) => {
+                        for (pending, index) in batch.into_iter().zip(indexes) {
+                            let _ = pending.done.send(Ok(index));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit batch failed");
+                        for pending in batch {
+                            let _ = pending.done.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        let log = Arc::new(TransparencyLog {
+            queue,
+            store,
+            signer,
+            clock,
+        });
+        log.import_legacy().await?;
+        Ok(log)
+    }
+
+    async fn import_legacy(&self) -> Result<(), LogError> {
+        let legacy = self.store.legacy_audit_events().await?;
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        for (at, kind, body) in legacy {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let event = AuditEvent::new(
+                kind,
+                body["actor"].as_str().unwrap_or("unknown"),
+                body["details"].clone(),
+            );
+            self.record(at, event).await?;
+        }
+        self.store.clear_legacy_audit_events().await?;
+        Ok(())
+    }
+
+    /// The log's Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(self.signer.public_key().as_ref());
+        key
+    }
+
+    async fn root(&self, size: u64) -> Result<Hash, LogError> {
+        let nodes = self.store.audit_nodes(&merkle::decompose(0, size)).await?;
+        merkle::range_hash(0, size, &nodes)
+            .ok_or_else(|| StoreError::Corrupt("audit tree nodes are missing".into()).into())
+    }
+
+    /// The current signed tree head; signs a new one when entries arrived
+    /// since the last.
+    pub async fn sth(&self) -> Result<SignedTreeHead, LogError> {
+        let size = self.store.audit_size().await?;
+        let latest = self.store.latest_head().await?;
+        let head = match latest {
+            Some(head) if head.tree_size == size => head,
+            _ => {
+                let root = self.root(u64::try_from(size).unwrap_or(0)).await?;
+                let timestamp = unix_ms(self.clock.now());
+                let message = SignedTreeHead::message(
+                    u64::try_from(size).unwrap_or(0),
+                    &B64.encode(root),
+                    timestamp,
+                );
+                let head = StoredHead {
+                    tree_size: size,
+                    root: root.to_vec(),
+                    timestamp,
+                    signature: self.signer.sign(&message).as_ref().to_vec(),
+                };
+                self.store.insert_head(&head).await?;
+                head
+            }
+        };
+        Ok(SignedTreeHead {
+            tree_size: u64::try_from(head.tree_size).unwrap_or(0),
+            root_hash: B64.encode(&head.root),
+            timestamp: head.timestamp,
+            signature: B64.encode(&head.signature),
+            public_key: B64.encode(self.public_key()),
+        })
+    }
+
+    /// Hashes of the given ranges, from stored subtrees.
+    async fn hashes(&self, ranges: &[(u64, u64)]) -> Result<Vec<Hash>, LogError> {
+        let nodes = self.store.audit_nodes(&merkle::nodes_for(ranges)).await?;
+        ranges
+            .iter()
+            .map(|(a, b)| {
+                merkle::range_hash(*a, *b, &nodes).ok_or_else(|| {
+                    LogError::Store(StoreError::Corrupt("audit tree nodes are missing".into()))
+                })
+            })
+            .collect()
+    }
+
+    async fn checked_size(&self, tree_size: u64) -> Result<(), LogError> {
+        let size = u64::try_from(self.store.audit_size().await?).unwrap_or(0);
+        if tree_size > size {
+            return Err(LogError::OutOfRange(format!("the log has {size} entries")));
+        }
+        Ok(())
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `tree_size`.
+    pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LogError> {
+        if index >= tree_size {
+            return Err(LogError::OutOfRange("index must be below treeSize".into()));
+        }
+        self.checked_size(tree_size).await?;
+        self.hashes(&merkle::inclusion_ranges(index, tree_size))
+            .await
+    }
+
+    /// The consistency proof from `first` to `second` entries.
+    pub async fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LogError> {
+        if first > second {
+            return Err(LogError::OutOfRange("first must not exceed second".into()));
+        }
+        self.checked_size(second).await?;
+        self.hashes(&merkle::consistency_ranges(first, second))
+            .await
+    }
+
+    /// Signs a head at least once a minute while entries arrive.
+    pub fn spawn_head_signer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let log = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = log.sth().await {
+                    tracing::warn!(error = %e, "cannot sign an audit tree head");
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Audit for TransparencyLog {
+    async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { at_ms, event, done })
+            .await
+            .map_err(|_| StoreError::Corrupt("the audit writer stopped".into()))?;
+        match answer.await {
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("audit append failed: {e}"))),
+            Err(_) => Err(StoreError::Corrupt("the audit writer stopped".into())),
+        }
+    }
+}

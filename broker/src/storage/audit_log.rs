@@ -1,0 +1,230 @@
+//! Tables of the audit transparency log. The log logic (canonical entries,
+//! tree maintenance, proofs, signing) is in `crate::audit`; this is only
+//! storage.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+
+/// A stored entry: position, canonical JSON, and its leaf hash if the tree
+/// holds one for that position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Position in the log, from 0.
+    pub index: i64,
+    /// The canonical JSON text.
+    pub entry: String,
+    /// `audit_nodes` level 0 at this position.
+    pub leaf_hash: Option<Vec<u8>>,
+}
+
+/// A signed tree head as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredHead {
+    /// Leaves covered.
+    pub tree_size: i64,
+    /// RFC 9162 root hash.
+    pub root: Vec<u8>,
+    /// Unix ms of signing.
+    pub timestamp: i64,
+    /// Ed25519 signature.
+    pub signature: Vec<u8>,
+}
+
+/// A transaction holding the `audit` lock: appends from every replica are
+/// serialised, so the log has one total order.
+pub struct AuditTx {
+    tx: Transaction<'static, Any>,
+}
+
+impl AuditTx {
+    /// The number of entries, read under the lock.
+    pub async fn size(&mut self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_log")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// A stored subtree hash.
+    pub async fn node(&mut self, level: u32, idx: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+            .bind(i64::from(level))
+            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|r| r.try_get("hash")).transpose()?)
+    }
+
+    /// Appends an entry at `idx`.
+    pub async fn insert_entry(&mut self, idx: i64, entry: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (idx, entry) VALUES ($1, $2)")
+            .bind(idx)
+            .bind(entry)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a completed subtree hash.
+    pub async fn insert_node(
+        &mut self,
+        level: u32,
+        idx: u64,
+        hash: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+            .bind(i64::from(level))
+            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+            .bind(hash)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the batch durable and releases the lock.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Starts a transaction holding the audit lock.
+    pub async fn lock_audit(&self, now_ms: i64) -> Result<AuditTx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE locks SET held_at = $1 WHERE name = 'audit'")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        Ok(AuditTx { tx })
+    }
+
+    /// The number of log entries.
+    pub async fn audit_size(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Entries with `start <= idx < end`, with their leaf hashes.
+    pub async fn audit_entries(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        sqlx::query(
+            "SELECT l.idx AS idx, l.entry AS entry, n.hash AS leaf FROM audit_log l \
+             LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = l.idx \
+             WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredEntry {
+                index: row.try_get("idx")?,
+                entry: row.try_get("entry")?,
+                leaf_hash: row.try_get("leaf")?,
+            })
+        })
+        .collect()
+    }
+
+    /// The stored subtree hashes among `ids` (one query).
+    pub async fn audit_nodes(
+        &self,
+        ids: &[(u32, u64)],
+    ) -> Result<HashMap<(u32, u64), [u8; 32]>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        // Batches keep the statement's parameter count small.
+        for chunk in ids.chunks(64) {
+            let clauses: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "SELECT level, idx, hash FROM audit_nodes WHERE {}",
+                clauses.join(" OR ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (level, idx) in chunk {
+                query = query
+                    .bind(i64::from(*level))
+                    .bind(i64::try_from(*idx).unwrap_or(i64::MAX));
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let level: i64 = row.try_get("level")?;
+                let idx: i64 = row.try_get("idx")?;
+                let hash: Vec<u8> = row.try_get("hash")?;
+                let hash: [u8; 32] = hash.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("audit node ({level}, {idx}) is not 32 bytes"))
+                })?;
+                out.insert(
+                    (
+                        u32::try_from(level).unwrap_or(0),
+                        u64::try_from(idx).unwrap_or(0),
+                    ),
+                    hash,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest signed tree head.
+    pub async fn latest_head(&self) -> Result<Option<StoredHead>, StoreError> {
+        let row = sqlx::query(
+            "SELECT tree_size, root, timestamp, signature FROM audit_heads ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredHead {
+                tree_size: r.try_get("tree_size")?,
+                root: r.try_get("root")?,
+                timestamp: r.try_get("timestamp")?,
+                signature: r.try_get("signature")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a signed head (a concurrent replica may have stored one for
+    /// the same size: the first stays).
+    pub async fn insert_head(&self, head: &StoredHead) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_heads (tree_size, root, timestamp, signature) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(head.tree_size)
+        .bind(&head.root)
+        .bind(head.timestamp)
+        .bind(&head.signature)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Interim `audit_events` rows not yet moved into the log, oldest first.
+    pub async fn legacy_audit_events(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        sqlx::query("SELECT at, kind, body FROM audit_events ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("at")?, r.try_get("kind")?, r.try_get("body")?)))
+            .collect()
+    }
+
+    /// Removes the interim rows once they are in the log.
+    pub async fn clear_legacy_audit_events(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM audit_events")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
