@@ -122,3 +122,8 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Runs raw SQL on a store (tests that tamper with the database).
+pub async fn execute(store: &Store, sql: &str) {
+    store.execute_raw(sql).await.expect("raw SQL");
+}

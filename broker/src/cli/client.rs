@@ -30,6 +30,13 @@ pub(crate) struct Connection {
     json: bool,
 }
 
+impl Connection {
+    /// Whether `--json` was given.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+}
+
 /// A refusal or failure to report; exit code 1.
 pub(crate) struct Failure(pub(crate) String);
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, Overrides};
 
+mod audit;
 mod client;
 mod keys;
 mod onboard;
@@ -45,6 +46,8 @@ enum Command {
     Onboard(onboard::OnboardArgs),
     /// List, rotate and revoke keys (admin API).
     Keys(keys::KeysArgs),
+    /// Verify, export and read the audit transparency log.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +107,7 @@ impl Cli {
             },
             Command::Onboard(args) => onboard::run(args),
             Command::Keys(args) => keys::run(args),
+            Command::Audit(args) => audit::run(args),
         }
     }
 }

@@ -40,11 +40,13 @@ pub struct AuditTx {
 }
 
 impl AuditTx {
-    /// The number of entries, read under the lock.
+    /// The number of entries, read under the lock: the leaves of the tree
+    /// (an entries row without its leaf is not part of the log).
     pub async fn size(&mut self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_log")
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0")
+                .fetch_one(&mut *self.tx)
+                .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -102,11 +104,12 @@ impl Store {
         Ok(AuditTx { tx })
     }
 
-    /// The number of log entries.
+    /// The number of log entries (leaves of the tree).
     pub async fn audit_size(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_log")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("n")?)
     }
 

@@ -172,6 +172,14 @@ impl Store {
         Ok(())
     }
 
+    /// Runs statements as given. For tests that play an attacker with
+    /// database access; nothing in the broker calls it.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        self.pool.execute(sql).await?;
+        Ok(())
+    }
+
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
