@@ -18,11 +18,13 @@
 //! - `secrets`: coordinator secrets, wrapped by the storage KEK at rest.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
 //! - `telemetry`: structured JSON logs.
+//! - `bench`: `keyferry bench` measurements.
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
 //! - `testing`: throwaway databases for tests (hidden from docs).
 
 pub mod admin;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod config;
 mod error;

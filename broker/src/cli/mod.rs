@@ -48,6 +48,30 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Verify, export and read the audit transparency log.
     Audit(audit::AuditArgs),
+    /// Measure performance (not a test).
+    Bench {
+        #[command(subcommand)]
+        scenario: BenchScenario,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchScenario {
+    /// Audit log: group-committed appends, then proof latency at that size.
+    AuditLog {
+        /// Entries to append.
+        #[arg(long, default_value_t = 100_000)]
+        entries: u64,
+        /// Concurrent appenders.
+        #[arg(long, default_value_t = 64)]
+        concurrency: u64,
+        /// Database (default: a temporary SQLite file).
+        #[arg(long)]
+        storage_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +132,39 @@ impl Cli {
             Command::Onboard(args) => onboard::run(args),
             Command::Keys(args) => keys::run(args),
             Command::Audit(args) => audit::run(args),
+            Command::Bench {
+                scenario:
+                    BenchScenario::AuditLog {
+                        entries,
+                        concurrency,
+                        storage_url,
+                        json,
+                    },
+            } => {
+                let runtime = match tokio::runtime::Runtime::new() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("cannot start the async runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let dir = match tempfile::tempdir() {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("keyferry bench: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let url = storage_url
+                    .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
+                match runtime.block_on(crate::bench::audit_log(&url, entries, concurrency, json)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("keyferry bench: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
         }
     }
 }

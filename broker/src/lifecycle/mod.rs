@@ -34,6 +34,8 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/v1alpha/publicKeys", get(public::default_public_keys))
         .route("/v1/peer/keys", get(handover::peer_keys))
+        // DESIGN §4.3's name for the same document.
+        .route("/v1/peer/handover-key", get(handover::peer_keys))
         .route("/v1alpha/encryptionKeys", post(handover::receive))
         .route("/v1/admin/keys", get(admin::list))
         .route("/v1/admin/keys/rotate", post(admin::rotate))

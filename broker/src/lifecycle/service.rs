@@ -487,9 +487,10 @@ impl KeyService {
     }
 
     /// Runs the lifecycle until the task is dropped: due handovers every two
-    /// seconds; generation and purge every `keys.generation_interval`, or
-    /// again after a few seconds when the last attempt failed (a Type-2 that
-    /// is still starting must not postpone key generation by hours).
+    /// seconds; purge (expired keys, pending keys past the handover timeout)
+    /// every minute; generation every `keys.generation_interval`, or again
+    /// after a few seconds when the last attempt failed (a Type-2 that is
+    /// still starting must not postpone key generation by hours).
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         const RETRY: Duration = Duration::from_secs(5);
         let service = Arc::clone(self);
@@ -497,13 +498,17 @@ impl KeyService {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut next_generation = tokio::time::Instant::now();
+            let mut next_purge = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
+                if tokio::time::Instant::now() >= next_purge {
+                    if let Err(e) = service.purge().await {
+                        tracing::warn!(error = %e, "key purge failed");
+                    }
+                    next_purge = tokio::time::Instant::now() + Duration::from_secs(60);
+                }
                 if tokio::time::Instant::now() >= next_generation {
-                    let outcome = match service.ensure_keys(None).await {
-                        Ok(_) => service.purge().await.map(|_| ()),
-                        Err(e) => Err(e),
-                    };
+                    let outcome = service.ensure_keys(None).await.map(|_| ());
                     next_generation = tokio::time::Instant::now()
                         + match outcome {
                             Ok(()) => service.timing.generation_interval,
