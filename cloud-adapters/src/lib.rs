@@ -8,6 +8,7 @@
 //! - `wrapper`: the [`KeyWrapper`] trait every backend implements, and
 //!   [`open_wrapper`], the one factory that turns a URI into a backend.
 //! - `local`: [`LocalKek`], AES-256-GCM with a key file under the data dir.
+//! - `aws` (feature `aws`): AWS KMS with STS web-identity federation.
 //! - `identity`: [`IdentityTokenSource`], the broker's own token that cloud
 //!   adapters trade at their cloud's STS for KMS credentials.
 //! - `error`: [`WrapError`], the one error type of this crate.
@@ -16,6 +17,8 @@
 //! plain KMS ciphertext with empty associated data, which is what Tink's KMS
 //! envelope expects, so a workload can unwrap with stock tooling.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 mod error;
 mod identity;
 mod kek_uri;
