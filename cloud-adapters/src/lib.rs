@@ -9,6 +9,8 @@
 //!   [`open_wrapper`], the one factory that turns a URI into a backend.
 //! - `local`: [`LocalKek`], AES-256-GCM with a key file under the data dir.
 //! - `aws` (feature `aws`): AWS KMS with STS web-identity federation.
+//! - `azure` (feature `azure`): Azure Key Vault with Entra ID client assertions;
+//!   its TLS test double behind `test-double`.
 //! - `identity`: [`IdentityTokenSource`], the broker's own token that cloud
 //!   adapters trade at their cloud's STS for KMS credentials.
 //! - `error`: [`WrapError`], the one error type of this crate.
@@ -19,6 +21,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 mod error;
 mod identity;
 mod kek_uri;
