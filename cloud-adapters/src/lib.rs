@@ -11,6 +11,8 @@
 //! - `aws` (feature `aws`): AWS KMS with STS web-identity federation.
 //! - `azure` (feature `azure`): Azure Key Vault with Entra ID client assertions;
 //!   its TLS test double behind `test-double`.
+//! - `gcp` (feature `gcp`): Google Cloud KMS with STS token exchange and
+//!   service-account impersonation; its REST test double behind `test-double`.
 //! - `identity`: [`IdentityTokenSource`], the broker's own token that cloud
 //!   adapters trade at their cloud's STS for KMS credentials.
 //! - `error`: [`WrapError`], the one error type of this crate.
@@ -24,6 +26,8 @@ pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
 mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 mod identity;
 mod kek_uri;
 mod local;
