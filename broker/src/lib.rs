@@ -13,6 +13,8 @@
 //! - `audit`: the `Audit` interface every audited decision goes through.
 //! - `lifecycle`: key generation, splits, the Type-1 → Type-2 handover,
 //!   public key endpoints and key administration.
+//! - `kek`: opening the workload clouds' KEKs, with the broker's own
+//!   identity for outbound federation.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
 //! - `state`: [`AppState`], what handlers share.
 //! - `secrets`: coordinator secrets, wrapped by the storage KEK at rest.
@@ -31,6 +33,7 @@ mod error;
 pub mod federation;
 pub mod http;
 pub mod issuer;
+pub mod kek;
 pub mod lifecycle;
 pub mod secrets;
 pub mod server;

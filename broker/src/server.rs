@@ -107,23 +107,26 @@ pub async fn build_state_with(
     let audit_log =
         TransparencyLog::open(store.clone(), storage_kek.clone(), clock.clone()).await?;
     let audit: Arc<dyn crate::audit::Audit> = audit_log.clone();
-    let mut cloud_keks = Vec::new();
+    let identity =
+        crate::kek::IssuerIdentity::new(issuer.clone(), clock.clone(), &config.coordinator.name);
     let ctx = WrapperContext {
         local_kek_dir: config.local_kek_dir(),
         allow_local: config.is_dev(),
     };
+    let mut cloud_keks = Vec::new();
     for (name, cloud) in config.clouds.enabled() {
-        let uri: KekUri = cloud.kek.parse()?;
-        let kek = open_wrapper(&uri, &ctx)
+        let kek = crate::kek::open_cloud_kek(name, cloud, &ctx, identity.clone())
             .await
             .map_err(|e| StartError::CloudKek(name, e))?;
-        cloud_keks.push(kek);
+        cloud_keks.push((name, kek));
     }
+    let cloud_kek_list: Vec<Arc<dyn cloud_adapters::KeyWrapper>> =
+        cloud_keks.iter().map(|(_, k)| k.clone()).collect();
     let keys = KeyService::open(
         &config,
         store.clone(),
         storage_kek.clone(),
-        cloud_keks,
+        cloud_kek_list,
         clock.clone(),
         audit.clone(),
         issuer.clone(),
@@ -141,6 +144,7 @@ pub async fn build_state_with(
         issuer,
         federation,
         admin_auth,
+        cloud_keks,
     })
 }
 

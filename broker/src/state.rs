@@ -41,6 +41,8 @@ pub struct AppState {
     pub audit_log: Arc<TransparencyLog>,
     /// The key lifecycle.
     pub keys: Arc<KeyService>,
+    /// Each enabled workload cloud's KEK, by cloud name.
+    pub cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

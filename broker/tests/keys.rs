@@ -589,11 +589,8 @@ async fn replicas_on_one_postgres_database_generate_one_key_set() {
 async fn split_a_is_wrapped_by_the_storage_kek_and_every_cloud_kek() {
     let p = pair(|c| {
         for cloud in ["aws", "gcp", "azure"] {
-            let entry = keyferry::config::CloudConfig {
-                kek: format!("local-kek://{cloud}-splits"),
-                endpoint: None,
-                unwrap: keyferry::config::UnwrapMode::CloudKms,
-            };
+            let entry =
+                keyferry::config::CloudConfig::with_kek(format!("local-kek://{cloud}-splits"));
             match cloud {
                 "aws" => c.clouds.aws = Some(entry),
                 "gcp" => c.clouds.gcp = Some(entry),

@@ -80,10 +80,10 @@ impl Client {
 }
 
 fn read_token(file: Option<&PathBuf>) -> Result<String, Failure> {
-    if file.is_none() {
-        if let Ok(token) = std::env::var("KEYFERRY_TOKEN") {
-            return Ok(token.trim().to_owned());
-        }
+    if file.is_none()
+        && let Ok(token) = std::env::var("KEYFERRY_TOKEN")
+    {
+        return Ok(token.trim().to_owned());
     }
     let path = file
         .cloned()

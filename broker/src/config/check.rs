@@ -85,6 +85,12 @@ impl Config {
                 ),
                 Ok(_) => {}
             }
+            if production && cloud.static_credentials.is_some() {
+                problem(
+                    &format!("clouds.{name}.static_credentials"),
+                    "static cloud credentials are for the dev profile only; use federation".into(),
+                );
+            }
             if production && cloud.endpoint.is_some() {
                 problem(
                     &format!("clouds.{name}.endpoint"),
@@ -242,13 +248,14 @@ impl Config {
             }
             _ => {}
         }
-        if let Some(url) = &self.coordinator.peer_issuer {
-            if production && url.scheme() != "https" {
-                problem(
-                    "coordinator.peer_issuer",
-                    "must be https in production".into(),
-                );
-            }
+        if let Some(url) = &self.coordinator.peer_issuer
+            && production
+            && url.scheme() != "https"
+        {
+            problem(
+                "coordinator.peer_issuer",
+                "must be https in production".into(),
+            );
         }
 
         if production && self.admin.bootstrap_token == Some(true) {
@@ -319,6 +326,24 @@ impl Config {
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.storage.url = Some(redact_url_password(&self.storage_url()));
+        for cloud in [
+            &mut shown.clouds.aws,
+            &mut shown.clouds.gcp,
+            &mut shown.clouds.azure,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(creds) = &mut cloud.static_credentials {
+                let hide = |v: &mut Option<String>| {
+                    if v.is_some() {
+                        *v = Some("***".into());
+                    }
+                };
+                hide(&mut creds.secret_access_key);
+                hide(&mut creds.access_token);
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

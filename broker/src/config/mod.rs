@@ -391,6 +391,75 @@ pub struct CloudConfig {
     /// or the plaintext split (`broker`).
     #[serde(default)]
     pub unwrap: UnwrapMode,
+    /// AWS: the role the broker assumes with its own token
+    /// (`AssumeRoleWithWebIdentity`).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// AWS: STS endpoint override (emulators only).
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    /// GCP: the workload identity pool provider
+    /// (`//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/Q`).
+    #[serde(default)]
+    pub workload_identity_provider: Option<String>,
+    /// GCP: the service account to impersonate.
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// GCP: STS and IAM Credentials base URLs (test doubles only).
+    #[serde(default)]
+    pub sts_url: Option<String>,
+    /// GCP: see `sts_url`.
+    #[serde(default)]
+    pub iam_credentials_url: Option<String>,
+    /// Azure: the tenant of the app registration or managed identity.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Azure: its client id (the federated identity credential's subject).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Azure: Entra authority host override (test doubles only).
+    #[serde(default)]
+    pub authority_host: Option<String>,
+    /// Dev only: static credentials instead of federation — AWS
+    /// `access_key_id`/`secret_access_key`, or a GCP/Azure `access_token`.
+    #[serde(default)]
+    pub static_credentials: Option<StaticCredentials>,
+}
+
+impl CloudConfig {
+    /// A cloud section with only its KEK set (federation settings empty).
+    pub fn with_kek(kek: impl Into<String>) -> Self {
+        CloudConfig {
+            kek: kek.into(),
+            endpoint: None,
+            unwrap: UnwrapMode::default(),
+            role_arn: None,
+            sts_endpoint: None,
+            workload_identity_provider: None,
+            service_account: None,
+            sts_url: None,
+            iam_credentials_url: None,
+            tenant_id: None,
+            client_id: None,
+            authority_host: None,
+            static_credentials: None,
+        }
+    }
+}
+
+/// Dev-only static cloud credentials (production refuses them).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredentials {
+    /// AWS access key id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// AWS secret access key.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// GCP or Azure bearer token.
+    #[serde(default)]
+    pub access_token: Option<String>,
 }
 
 /// Where a workload's split is unwrapped (DESIGN §5.3).

@@ -25,6 +25,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let (database, storage_kek) = tokio::join!(state.store.ping(), state.storage_kek.probe());
+    let clouds = probe_cloud_keks(&state).await;
     let mut ready = true;
     let mut check = |name: &str, result: Result<(), String>| match result {
         Ok(()) => "ok".to_owned(),
@@ -34,12 +35,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "unavailable".to_owned()
         }
     };
-    let body = json!({
-        "checks": {
-            "database": check("database", database.map_err(|e| e.to_string())),
-            "storage_kek": check("storage_kek", storage_kek.map_err(|e| e.to_string())),
-        },
-    });
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "database".into(),
+        json!(check("database", database.map_err(|e| e.to_string()))),
+    );
+    checks.insert(
+        "storage_kek".into(),
+        json!(check("storage_kek", storage_kek.map_err(|e| e.to_string()))),
+    );
+    for (name, result) in clouds {
+        let key = format!("kek_{name}");
+        let status = check(&key, result);
+        checks.insert(key, json!(status));
+    }
+    let body = json!({ "checks": checks });
     let status = if ready {
         StatusCode::OK
     } else {
@@ -48,4 +58,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let mut body = body;
     body["status"] = json!(if ready { "ready" } else { "not_ready" });
     (status, Json(body)).into_response()
+}
+
+/// Probes every workload cloud's KEK, one after another (there are at
+/// most three).
+async fn probe_cloud_keks(state: &AppState) -> Vec<(&'static str, Result<(), String>)> {
+    let probes = state.cloud_keks.iter().map(|(name, kek)| {
+        let kek = kek.clone();
+        let name = *name;
+        async move { (name, kek.probe().await.map_err(|e| e.to_string())) }
+    });
+    let mut out = Vec::new();
+    for probe in probes {
+        out.push(probe.await);
+    }
+    out
 }
