@@ -91,6 +91,21 @@ impl Config {
                     "static cloud credentials are for the dev profile only; use federation".into(),
                 );
             }
+            let overrides = [
+                ("sts_endpoint", cloud.sts_endpoint.is_some()),
+                ("sts_url", cloud.sts_url.is_some()),
+                ("iam_credentials_url", cloud.iam_credentials_url.is_some()),
+                ("authority_host", cloud.authority_host.is_some()),
+            ];
+            for (key, set) in overrides {
+                if production && set {
+                    problem(
+                        &format!("clouds.{name}.{key}"),
+                        "endpoint overrides are for emulators and test doubles (dev profile)"
+                            .into(),
+                    );
+                }
+            }
             if production && cloud.endpoint.is_some() {
                 problem(
                     &format!("clouds.{name}.endpoint"),
@@ -414,6 +429,42 @@ mod tests {
         for p in problems {
             assert!(!p.to_string().contains('\n'), "one line each: {p}");
         }
+    }
+
+    #[test]
+    fn production_refuses_cloud_test_settings() {
+        let mut c = production();
+        let mut aws = super::super::CloudConfig::with_kek(
+            "aws-kms://arn:aws:kms:us-east-1:111122223333:key/k",
+        );
+        aws.endpoint = Some("http://127.0.0.1:5000".parse().expect("url"));
+        aws.sts_endpoint = Some("http://127.0.0.1:5000".into());
+        aws.static_credentials = Some(super::super::StaticCredentials {
+            access_key_id: Some("AKIA".into()),
+            secret_access_key: Some("secret".into()),
+            access_token: None,
+        });
+        c.clouds.aws = Some(aws);
+        let mut gcp = super::super::CloudConfig::with_kek("local-kek://gcp");
+        gcp.sts_url = Some("http://127.0.0.1:1".into());
+        c.clouds.gcp = Some(gcp);
+        let mut keys = keys(c.check().expect_err("refused"));
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "clouds.aws.endpoint",
+                "clouds.aws.static_credentials",
+                "clouds.aws.sts_endpoint",
+                "clouds.gcp.kek",
+                "clouds.gcp.sts_url",
+            ]
+        );
+        let mut dev = Config::dev_default();
+        dev.clouds = c.clouds.clone();
+        assert_eq!(dev.check(), Ok(()), "all allowed in dev");
+        let shown = dev.redacted_toml();
+        assert!(!shown.contains("secret\""), "{shown}");
     }
 
     #[test]
