@@ -4,7 +4,7 @@
 //! operator as actor; the response is the stored record.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use idp::{Condition, IssuerConfig, IssuerKind, validate_subject};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use super::auth::{AdminRole, Operator, ReaderRole};
 use super::validation;
 use crate::audit::AuditEvent;
 use crate::federation::mapping_rule;
-use crate::http::ApiJson;
+use crate::http::{ApiJson, ApiQuery};
 use crate::issuer::{SCOPES_SUPPORTED, unix_ms};
 use crate::state::AppState;
 use crate::storage::{AdTech, MappingFilter, MappingRecord, StoredIssuer};
@@ -411,13 +411,8 @@ pub(super) struct MappingQuery {
 pub(super) async fn list_mappings(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
-    query: Result<Query<MappingQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<MappingQuery>,
 ) -> Result<Json<Value>, Error> {
-    let Query(query) = query.map_err(|e| Error::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-        field: None,
-    })?;
     let filter = MappingFilter {
         adtech: query.adtech,
         cloud: query.cloud,

@@ -1,6 +1,6 @@
 //! `/v1/audit/*`: tree heads, entries and proofs, for auditors and admins.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::log::{LogError, SignedTreeHead};
 use crate::Error;
 use crate::admin::{Operator, ReaderRole};
+use crate::http::ApiQuery;
 use crate::state::AppState;
 
 /// Most entries one `/v1/audit/entries` call returns.
@@ -38,14 +39,6 @@ impl From<LogError> for Error {
     }
 }
 
-fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, Error> {
-    q.map(|Query(v)| v).map_err(|e| Error::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-        field: None,
-    })
-}
-
 async fn sth(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
@@ -63,9 +56,9 @@ struct Range {
 async fn entries(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
-    q: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<Range>,
 ) -> Result<Json<Value>, Error> {
-    let Range { start, end } = query(q)?;
+    let Range { start, end } = q;
     if end < start || end - start > MAX_ENTRIES_PER_CALL {
         return Err(Error::BadRequest {
             code: "out_of_range",
@@ -97,9 +90,9 @@ struct InclusionQuery {
 async fn inclusion(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
-    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<Value>, Error> {
-    let InclusionQuery { index, tree_size } = query(q)?;
+    let InclusionQuery { index, tree_size } = q;
     let proof = state.audit_log.inclusion_proof(index, tree_size).await?;
     Ok(Json(json!({
         "index": index,
@@ -118,9 +111,9 @@ struct ConsistencyQuery {
 async fn consistency(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
-    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, Error> {
-    let ConsistencyQuery { first, second } = query(q)?;
+    let ConsistencyQuery { first, second } = q;
     let proof = state.audit_log.consistency_proof(first, second).await?;
     Ok(Json(json!({
         "first": first,

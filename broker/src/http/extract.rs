@@ -1,7 +1,8 @@
 //! Extractors whose rejections speak problem+json.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
@@ -33,6 +34,31 @@ where
                 field: None,
             }),
         }
+    }
+}
+
+/// `axum::extract::Query`, but a bad query string becomes 400
+/// `invalid_query` naming the parameter (unknown parameters too, for types
+/// that deny them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|e| Error::BadRequest {
+                code: "invalid_query",
+                detail: e.body_text(),
+                field: None,
+            })
     }
 }
 

@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-pub use extract::ApiJson;
+pub use extract::{ApiJson, ApiQuery};
 pub use metrics::Metrics;
 
 use crate::error::Problem;

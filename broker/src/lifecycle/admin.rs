@@ -1,7 +1,7 @@
 //! `/v1/admin/keys`: list, rotate and revoke (operators).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::admin::{AdminRole, Operator, ReaderRole};
-use crate::http::ApiJson;
+use crate::http::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::storage::KeyRecord;
 
@@ -43,13 +43,8 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, Error> {
-    let Query(query) = query.map_err(|e| Error::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-        field: None,
-    })?;
     let now = state.keys.now_ms();
     let keys = state.store.keys(query.use_case.as_deref()).await?;
     Ok(Json(
