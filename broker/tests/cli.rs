@@ -31,6 +31,34 @@ fn check(config: &str) -> (i32, String, String) {
     )
 }
 
+/// Starts `keyferry serve` on a free loopback port with `data` as its data
+/// dir; returns the process and the address its banner announces.
+fn serve(
+    data: &std::path::Path,
+    cwd: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let mut cmd = keyferry();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("banner");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
 #[test]
 fn config_check_prints_the_effective_configuration_without_secrets() {
     let (code, stdout, stderr) = check(
@@ -115,22 +143,7 @@ fn bad_usage_exits_2() {
 async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut child = keyferry()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("banner");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let (mut child, base) = serve(&data, dir.path(), &[]);
 
     keyferry::server::install_crypto_provider();
     let client = reqwest::Client::new();
@@ -191,25 +204,14 @@ async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut child = keyferry()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env(
+    let (mut child, base) = serve(
+        &data,
+        dir.path(),
+        &[(
             "RUST_LOG",
             "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn,rustls=warn",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("banner");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address")
-        .to_owned();
+        )],
+    );
 
     // The embedded Type-2 acknowledges and the keys appear, without any set-up.
     keyferry::server::install_crypto_provider();
