@@ -143,7 +143,7 @@ fn bad_usage_exits_2() {
 async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let (mut child, base) = serve(&data, dir.path(), &[]);
+    let (child, base) = serve(&data, dir.path(), &[]);
 
     keyferry::server::install_crypto_provider();
     let client = reqwest::Client::new();
