@@ -204,7 +204,7 @@ async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let (mut child, base) = serve(
+    let (child, base) = serve(
         &data,
         dir.path(),
         &[(
