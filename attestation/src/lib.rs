@@ -1,0 +1,52 @@
+//! SEV-SNP attestation for Keyferry: verification of AMD SEV-SNP evidence, release policies,
+//! and a simulated attester for tests and the demo (DESIGN §5.3 and §6).
+//!
+//! # Layout
+//!
+//! - `evidence`: [`Evidence`], a report (raw, hex or Azure HCL) with its certificates, and
+//!   its wire form [`EvidenceWire`]. Framing only: nothing there is trusted yet.
+//! - `cert`: decoding AMD certificates (PEM bundles or DER), classifying them by role from
+//!   their names, reading the VCEK/VLEK extensions (hwID, TCB levels).
+//! - `report`: parsing the report with `sev`, its version/algorithm/generation checks, and
+//!   its ECDSA P-384 signature.
+//! - `chain`: the pinned roots, ARK → ASK/ASVK → VCEK/VLEK signatures, validity periods,
+//!   and the bounded per-chain cache.
+//! - `verifier`: [`Verifier`], the verification steps in order, ending in the proof
+//!   [`VerifiedReport`]; the report-data binding [`expected_report_data`].
+//! - `policy`: [`ReleasePolicy`] documents and their evaluation into the proof
+//!   [`VerifiedEvidence`].
+//! - `claims`: [`Claims`], what a verified report says, as readable JSON.
+//! - `error`: the one [`Error`] type and the stable refusal codes, [`Reason`].
+//! - [`simulated`]: a generated ARK/ASK/VCEK chain and report signer.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # fn main() -> Result<(), attestation::Error> {
+//! use attestation::{Evidence, ReleasePolicy, ReportDataCheck, ReportFormat, Verifier};
+//! # let (report, certs, nonce, tee_key, policy_json) = (vec![], vec![], [0u8; 32], [0u8; 32], "");
+//! let verifier = Verifier::new()?; // AMD roots only
+//! let evidence = Evidence::from_parts(&report, ReportFormat::Raw, certs)?;
+//! let expected = attestation::expected_report_data(&nonce, &tee_key);
+//! let verified = verifier.verify(&evidence, ReportDataCheck::Expect(expected))?;
+//! let released = ReleasePolicy::from_json(policy_json)?.evaluate(&verified)?;
+//! println!("{}", serde_json::to_string_pretty(released.claims()).unwrap_or_default());
+//! # Ok(()) }
+//! ```
+
+mod cert;
+mod chain;
+mod claims;
+mod error;
+mod evidence;
+mod policy;
+mod report;
+pub mod simulated;
+mod verifier;
+
+pub use claims::{Claims, CpuidClaims, FirmwareClaims, PlatformClaims, PolicyClaims, Tcb};
+pub use error::{Error, Reason};
+pub use evidence::{EVIDENCE_TYPE, Evidence, EvidenceWire, REPORT_LEN, ReportFormat, WireCerts};
+pub use policy::{MinimumTcb, ReleasePolicy, SmtRule, VerifiedEvidence};
+pub use report::{Generation, SigningKey};
+pub use verifier::{ReportDataCheck, VerifiedReport, Verifier, expected_report_data};

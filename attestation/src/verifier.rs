@@ -1,0 +1,207 @@
+//! The verifier: DESIGN §6 steps 1-4 in order, ending in a [`VerifiedReport`].
+
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha512};
+
+use crate::cert::Role;
+use crate::chain::{self, ChainCache, TrustAnchors};
+use crate::claims::{Claims, Tcb};
+use crate::error::{Error, Reason};
+use crate::evidence::Evidence;
+use crate::report::{self, ReportGeneration, SigningKey};
+
+/// The `report_data` a workload must put in its report for a release: SHA-512(nonce ‖
+/// teePublicKey). Binding the TEE's public key means the released secrets can only be opened
+/// inside the attested guest; binding the nonce makes the report single use.
+pub fn expected_report_data(nonce: &[u8], tee_public_key: &[u8]) -> [u8; 64] {
+    let mut h = Sha512::new();
+    h.update(nonce);
+    h.update(tee_public_key);
+    h.finalize().into()
+}
+
+/// What the verifier does with `report_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportDataCheck {
+    /// Require exactly these 64 bytes (see [`expected_report_data`]).
+    Expect([u8; 64]),
+    /// **DANGER: no freshness and no key binding.** The report may be a replay of one made
+    /// for anyone, years ago. Only for offline inspection (`keyferry attest verify` without
+    /// `--report-data`); never use it to release anything.
+    NotChecked,
+}
+
+/// Proof that a report was verified: the chain up to a pinned root, validity periods, the
+/// VCEK/VLEK bindings, the signature and `report_data`. Only [`Verifier::verify`] makes one.
+#[derive(Clone, Debug)]
+pub struct VerifiedReport {
+    claims: Claims,
+}
+
+impl VerifiedReport {
+    /// The attested claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+/// Verifies SEV-SNP evidence against pinned roots. Holds the chain cache, so keep one per
+/// process (it is `Sync`; share it behind an `Arc`).
+#[derive(Debug)]
+pub struct Verifier {
+    anchors: TrustAnchors,
+    cache: ChainCache,
+}
+
+impl Verifier {
+    /// A verifier that trusts AMD's Milan, Genoa and Turin roots only: the production setting.
+    pub fn new() -> Result<Self, Error> {
+        Self::with_extra_roots::<&[u8]>(&[])
+    }
+
+    /// A verifier that also trusts `extra_roots` (PEM, one or more certificates each, or DER),
+    /// such as a [`crate::simulated::SimulatedAmd`] ARK. Only the dev profile may configure
+    /// these; the broker enforces that, not this crate.
+    pub fn with_extra_roots<R: AsRef<[u8]>>(extra_roots: &[R]) -> Result<Self, Error> {
+        let roots: Vec<&[u8]> = extra_roots.iter().map(AsRef::as_ref).collect();
+        Ok(Verifier {
+            anchors: TrustAnchors::new(&roots)?,
+            cache: ChainCache::default(),
+        })
+    }
+
+    /// Verifies `evidence` now. See [`Verifier::verify_at`].
+    pub fn verify(
+        &self,
+        evidence: &Evidence,
+        report_data: ReportDataCheck,
+    ) -> Result<VerifiedReport, Error> {
+        self.verify_at(evidence, report_data, SystemTime::now())
+    }
+
+    /// Verifies `evidence` with certificate validity judged at `at` (tests and offline checks
+    /// of old evidence). Steps, each with its own refusal reason:
+    /// 1. the report: length, version 2/3/5, ECDSA P-384/SHA-384, generation, signing-key field;
+    /// 2. the chain: presented ARK pinned, ASK/ASVK signed by it, VEK signed by the ASK/ASVK
+    ///    (cached per chain), validity periods at `at` (never cached);
+    /// 3. the VEK bindings: signing-key field matches the VEK kind, a VCEK needs an unmasked
+    ///    chip id equal to its hwID, TCB extensions equal `reported_tcb`;
+    /// 4. the report signature (always checked), then `report_data`.
+    pub fn verify_at(
+        &self,
+        evidence: &Evidence,
+        report_data: ReportDataCheck,
+        at: SystemTime,
+    ) -> Result<VerifiedReport, Error> {
+        let parsed = report::parse(evidence.report_bytes())?;
+        let r = &parsed.report;
+
+        let vek_role = evidence.certs.vek.0;
+        let vek_kind = match vek_role {
+            Role::Vlek => SigningKey::Vlek,
+            _ => SigningKey::Vcek,
+        };
+        if parsed.signing_key != vek_kind {
+            return Err(Error::refused(
+                Reason::SigningKeyMismatch,
+                format!(
+                    "report says {:?}, certificate is a {}",
+                    parsed.signing_key,
+                    vek_role.name()
+                ),
+            ));
+        }
+        let chip_masked = r.chip_id.iter().all(|b| *b == 0);
+        if vek_kind == SigningKey::Vcek && chip_masked {
+            return Err(Error::refused(
+                Reason::ChipIdMasked,
+                "chip id is masked: a VCEK cannot be bound to the chip",
+            ));
+        }
+
+        let facts = chain::verify(&self.anchors, &self.cache, &evidence.certs)?;
+        facts.check_validity(at)?;
+
+        let generation = match (facts.root_generation, parsed.generation) {
+            (Some(root), ReportGeneration::Exact(reported)) if root != reported => {
+                return Err(Error::refused(
+                    Reason::GenerationMismatch,
+                    format!("{} report under the {} root", reported.name(), root.name()),
+                ));
+            }
+            (Some(root), ReportGeneration::LayoutOnly { turin })
+                if root.turin_tcb_layout() != turin =>
+            {
+                return Err(Error::refused(
+                    Reason::GenerationMismatch,
+                    format!("report chip id does not fit the {} root", root.name()),
+                ));
+            }
+            (Some(root), _) => Some(root),
+            (None, ReportGeneration::Exact(reported)) => Some(reported),
+            (None, ReportGeneration::LayoutOnly { .. }) => None,
+        };
+
+        if let Some(hw_id) = &facts.vek_extensions.hw_id {
+            // Turin VCEKs carry an 8-byte hwID: the report's chip id is those 8 bytes followed
+            // by zeros. Compare the whole field so that trailing bytes cannot differ either.
+            let mut expected = [0u8; 64];
+            expected[..hw_id.len()].copy_from_slice(hw_id);
+            if vek_kind == SigningKey::Vcek && r.chip_id != expected {
+                return Err(Error::refused(
+                    Reason::ChipIdMismatch,
+                    "the VCEK's hwID differs from the report's chip id",
+                ));
+            }
+        }
+
+        let cert_tcb = facts.vek_extensions.tcb;
+        let reported = Tcb::from(&r.reported_tcb);
+        // Turin reports and VCEKs both carry an FMC SVN; earlier generations neither.
+        let fmc_matches = cert_tcb.fmc == reported.fmc;
+        if cert_tcb.bootloader != reported.bootloader
+            || cert_tcb.tee != reported.tee
+            || cert_tcb.snp != reported.snp
+            || cert_tcb.microcode != reported.microcode
+            || !fmc_matches
+        {
+            let cert = Tcb {
+                bootloader: cert_tcb.bootloader,
+                tee: cert_tcb.tee,
+                snp: cert_tcb.snp,
+                microcode: cert_tcb.microcode,
+                fmc: cert_tcb.fmc,
+            };
+            return Err(Error::refused(
+                Reason::TcbMismatch,
+                format!("reported TCB [{reported}] differs from the certificate's [{cert}]"),
+            ));
+        }
+
+        report::verify_signature(&parsed.raw, &facts.vek_sec1)?;
+
+        if let ReportDataCheck::Expect(expected) = report_data {
+            // Not secret, but compare in constant time anyway: it costs nothing.
+            let diff = expected
+                .iter()
+                .zip(r.report_data.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff != 0 {
+                return Err(Error::refused(
+                    Reason::ReportDataMismatch,
+                    "report_data is not SHA-512(nonce ‖ teePublicKey)",
+                ));
+            }
+        }
+
+        Ok(VerifiedReport {
+            claims: Claims::from_report(r, generation, vek_kind),
+        })
+    }
+
+    /// Number of chains in the cache (for metrics and tests).
+    pub fn cached_chains(&self) -> usize {
+        self.cache.len()
+    }
+}
