@@ -49,6 +49,18 @@ pub enum Error {
     /// The body is not `application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// A well-formed request that a rule refuses, with the rule's own
+    /// stable code (a governance ballot from a non-member, on an expired
+    /// proposal…).
+    #[error("{detail}")]
+    Refused {
+        /// 403, 409 or 410, as the rule says.
+        status: StatusCode,
+        /// Stable code.
+        code: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
     /// A dependency (database, KMS) is down; retry later.
     #[error("service unavailable")]
     Unavailable(String),
@@ -78,6 +90,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Refused { status, .. } => *status,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +107,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Refused { code, .. } => code,
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -7,7 +7,7 @@
 //! cloud section becomes an adapter.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cloud_adapters::{IdentityTokenSource, KekUri, KeyWrapper, WrapError};
@@ -15,6 +15,7 @@ use idp::Clock;
 use zeroize::Zeroizing;
 
 use crate::config::CloudConfig;
+use crate::http::KmsMetrics;
 use crate::issuer::Issuer;
 
 /// The broker's own identity for outbound federation: short-lived tokens
@@ -170,10 +171,74 @@ pub async fn open_cloud_kek(
                     federated
                 }
             };
-            Ok(Arc::new(AzureKeyVaultWrapper::new(
-                uri.clone(),
-                AzureSettings::new(credentials),
-            )?))
+            let mut settings = AzureSettings::new(credentials);
+            if let Some(path) = &cloud.ca_file {
+                settings.ca_certificate_pem = Some(std::fs::read(path).map_err(|e| {
+                    WrapError::Misconfigured(format!(
+                        "clouds.{name}.ca_file {}: {e}",
+                        path.display()
+                    ))
+                })?);
+            }
+            Ok(Arc::new(AzureKeyVaultWrapper::new(uri.clone(), settings)?))
         }
+    }
+}
+
+/// A KEK that records each call's latency and failures in the broker's
+/// metrics (`keyferry_kms_call_duration_seconds`, `keyferry_kms_errors`).
+/// Every KEK the broker opens is wrapped in one, so no call site can forget.
+#[derive(Debug)]
+pub struct MeteredKek {
+    label: &'static str,
+    inner: Arc<dyn KeyWrapper>,
+    metrics: KmsMetrics,
+}
+
+impl MeteredKek {
+    /// Wraps `inner`; `label` is `storage` or the cloud's name.
+    pub fn wrap(
+        label: &'static str,
+        inner: Arc<dyn KeyWrapper>,
+        metrics: KmsMetrics,
+    ) -> Arc<dyn KeyWrapper> {
+        Arc::new(MeteredKek {
+            label,
+            inner,
+            metrics,
+        })
+    }
+
+    fn observe<T>(&self, op: &'static str, started: Instant, result: &Result<T, WrapError>) {
+        let kind = result.as_ref().err().map(|e| match e {
+            WrapError::KeyNotFound(_) => "key_not_found",
+            WrapError::PermissionDenied(_) => "permission_denied",
+            WrapError::Unavailable(_) => "unavailable",
+            WrapError::InvalidCiphertext => "invalid_ciphertext",
+            _ => "misconfigured",
+        });
+        self.metrics
+            .observe(self.label, op, started.elapsed(), kind);
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for MeteredKek {
+    fn kek_uri(&self) -> &KekUri {
+        self.inner.kek_uri()
+    }
+
+    async fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, WrapError> {
+        let started = Instant::now();
+        let result = self.inner.wrap(plaintext).await;
+        self.observe("wrap", started, &result);
+        result
+    }
+
+    async fn unwrap(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, WrapError> {
+        let started = Instant::now();
+        let result = self.inner.unwrap(ciphertext).await;
+        self.observe("unwrap", started, &result);
+        result
     }
 }

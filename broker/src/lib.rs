@@ -10,9 +10,12 @@
 //! - `federation`: trusted issuers, `POST /v1/token` (RFC 8693), and the
 //!   `Caller` extractor for the credentials it issues.
 //! - `admin`: operator authentication (`Operator<Role>`) and onboarding.
+//! - `governance`: M-of-N approval of release policies and membership.
 //! - `audit`: the `Audit` interface every audited decision goes through.
 //! - `lifecycle`: key generation, splits, the Type-1 → Type-2 handover,
 //!   public key endpoints and key administration.
+//! - `distribution`: the Privacy Sandbox key endpoints and attested
+//!   release: who may have which key's split, in which form.
 //! - `kek`: opening the workload clouds' KEKs, with the broker's own
 //!   identity for outbound federation.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
@@ -21,6 +24,7 @@
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
 //! - `telemetry`: structured JSON logs.
 //! - `bench`: `keyferry bench` measurements.
+//! - `demo`: `keyferry demo`, the whole flow on loopback in one process.
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
 //! - `testing`: throwaway databases for tests (hidden from docs).
 
@@ -29,8 +33,11 @@ pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod distribution;
 mod error;
 pub mod federation;
+pub mod governance;
 pub mod http;
 pub mod issuer;
 pub mod kek;

@@ -22,6 +22,9 @@ use idp::RotationPolicy;
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Attestation trust anchors or release policies are unusable.
+    #[error("attestation: {0}")]
+    Release(#[from] crate::distribution::ReleaseSetupError),
     /// The storage KEK cannot be opened.
     #[error("storage KEK: {0}")]
     StorageKek(#[from] cloud_adapters::WrapError),
@@ -76,6 +79,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let ctx = WrapperContext {
         local_kek_dir: config.local_kek_dir(),
         allow_local: config.is_dev(),
+        endpoint: config
+            .coordinator
+            .storage_kek_endpoint
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
     };
     let storage_kek = open_wrapper(&kek_uri, &ctx).await?;
     let store = Store::connect(
@@ -94,6 +102,8 @@ pub async fn build_state_with(
     storage_kek: Arc<dyn cloud_adapters::KeyWrapper>,
     clock: Arc<dyn idp::Clock>,
 ) -> Result<AppState, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let storage_kek = crate::kek::MeteredKek::wrap("storage", storage_kek, metrics.kms());
     let issuer = Issuer::open(
         config.public_url(),
         store.clone(),
@@ -112,34 +122,45 @@ pub async fn build_state_with(
     let ctx = WrapperContext {
         local_kek_dir: config.local_kek_dir(),
         allow_local: config.is_dev(),
+        endpoint: None,
     };
     let mut cloud_keks = Vec::new();
     for (name, cloud) in config.clouds.enabled() {
         let kek = crate::kek::open_cloud_kek(name, cloud, &ctx, identity.clone())
             .await
             .map_err(|e| StartError::CloudKek(name, e))?;
-        cloud_keks.push((name, kek));
+        cloud_keks.push((name, crate::kek::MeteredKek::wrap(name, kek, metrics.kms())));
     }
-    let cloud_kek_list: Vec<Arc<dyn cloud_adapters::KeyWrapper>> =
-        cloud_keks.iter().map(|(_, k)| k.clone()).collect();
     let keys = KeyService::open(
         &config,
         store.clone(),
         storage_kek.clone(),
-        cloud_kek_list,
+        cloud_keks.clone(),
         clock.clone(),
         audit.clone(),
         issuer.clone(),
     )
     .await?;
+    let governance = Arc::new(
+        crate::governance::Governance::open(
+            &config.coordinator.name,
+            &config.governance,
+            &store,
+            crate::issuer::unix_ms(clock.now()),
+        )
+        .await?,
+    );
+    let release = Arc::new(crate::distribution::Release::open(&config)?);
     Ok(AppState {
+        release,
+        governance,
         config: Arc::new(config),
         audit,
         audit_log,
         keys,
         store,
         storage_kek,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         clock,
         issuer,
         federation,
@@ -176,11 +197,23 @@ fn embedded_peer_config(type1: &Config) -> Config {
 
 impl Server {
     /// Opens everything and binds `config.server.listen` (port 0 picks one).
-    pub async fn bind(mut config: Config) -> Result<Server, StartError> {
-        install_crypto_provider();
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
         let addr = config.server.listen;
         let listener = std::net::TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Self::on_listener(config, listener).await
+    }
+
+    /// Opens everything and serves on an already bound `listener`: for two
+    /// coordinators that must know each other's URL before either starts.
+    pub async fn on_listener(
+        mut config: Config,
+        listener: std::net::TcpListener,
+    ) -> Result<Server, StartError> {
+        install_crypto_provider();
+        let addr = config.server.listen;
+        listener
+            .set_nonblocking(true)
             .map_err(|source| StartError::Bind { addr, source })?;
         let bound = listener
             .local_addr()

@@ -10,7 +10,9 @@ use idp::Clock;
 use crate::admin::AdminAuth;
 use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
+use crate::distribution::Release;
 use crate::federation::Federation;
+use crate::governance::Governance;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
 use crate::lifecycle::KeyService;
@@ -43,6 +45,17 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     /// Each enabled workload cloud's KEK, by cloud name.
     pub cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
+    /// Governance of release policies.
+    pub governance: Arc<Governance>,
+    /// Attested release: the evidence verifier and the policy files.
+    pub release: Arc<Release>,
+}
+
+impl AppState {
+    /// Now, in Unix ms, by this instance's clock.
+    pub fn now_ms(&self) -> i64 {
+        crate::issuer::unix_ms(self.clock.now())
+    }
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

@@ -1,6 +1,8 @@
 //! `keyferry onboard` against a running broker, as an operator types it.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use keyferry::config::{Config, IssuerEntry, IssuerKind};
 use keyferry::server::Server;
@@ -46,12 +48,7 @@ impl Broker {
     }
 
     async fn onboard_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KEYFERRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = common::process::keyferry();
         cmd.arg("onboard")
             .args(args)
             .env("KEYFERRY_SERVER", &self.base);
@@ -240,12 +237,7 @@ async fn an_operator_lists_rotates_and_revokes_keys() {
     let broker = broker().await;
     let keys_cmd = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KEYFERRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = common::process::keyferry();
         cmd.arg("keys")
             .args(args)
             .arg("--server")

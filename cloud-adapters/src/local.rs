@@ -323,6 +323,7 @@ mod tests {
         let mut ctx = WrapperContext {
             local_kek_dir: dir.path().to_owned(),
             allow_local: false,
+            endpoint: None,
         };
         assert!(matches!(
             open_wrapper(&uri, &ctx).await,
@@ -333,12 +334,23 @@ mod tests {
             .await
             .expect("dev allows local KEKs");
         assert_eq!(wrapper.kek_uri(), &uri);
-        let gcp: KekUri = "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"
+    }
+
+    #[cfg(feature = "aws")]
+    #[tokio::test]
+    async fn the_factory_opens_cloud_keks_with_ambient_credentials_without_calling_them() {
+        // Opening makes no network call: credentials are looked up at the
+        // first wrap, so this works with no cloud anywhere.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = WrapperContext {
+            local_kek_dir: dir.path().to_owned(),
+            allow_local: false,
+            endpoint: Some("http://127.0.0.1:9".into()),
+        };
+        let aws: KekUri = "aws-kms://arn:aws:kms:eu-west-3:111122223333:key/k"
             .parse()
             .expect("uri");
-        assert!(matches!(
-            open_wrapper(&gcp, &ctx).await,
-            Err(WrapError::NotBuiltIn("gcp-kms"))
-        ));
+        let wrapper = open_wrapper(&aws, &ctx).await.expect("opens");
+        assert_eq!(wrapper.kek_uri(), &aws);
     }
 }

@@ -1,13 +1,15 @@
 """Independent KMS client for interop tests: boto3, not the Rust SDK.
 
 usage: kms_interop.py ENDPOINT REGION KEY_ARN encrypt|decrypt HEX
-Prints the result as hex. Uses an empty encryption context, as Tink does.
+       kms_interop.py ENDPOINT REGION - create-key
+Prints the result as hex (the new key's ARN for create-key). Uses an empty encryption context, as Tink does.
 """
 import sys
 
 import boto3
 
-endpoint, region, key_arn, mode, data_hex = sys.argv[1:6]
+endpoint, region, key_arn, mode = sys.argv[1:5]
+data_hex = sys.argv[5] if len(sys.argv) > 5 else ""
 kms = boto3.client(
     "kms",
     endpoint_url=endpoint,
@@ -16,6 +18,9 @@ kms = boto3.client(
     aws_secret_access_key="testing",
 )
 data = bytes.fromhex(data_hex)
+if mode == "create-key":
+    print(kms.create_key()["KeyMetadata"]["Arn"])
+    sys.exit(0)
 if mode == "encrypt":
     out = kms.encrypt(KeyId=key_arn, Plaintext=data)["CiphertextBlob"]
 elif mode == "decrypt":

@@ -81,6 +81,20 @@ impl RoleRequirement for ReaderRole {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor];
 }
 
+/// Admin or governance member: proposing and voting.
+#[derive(Debug)]
+pub struct GovernorRole;
+impl RoleRequirement for GovernorRole {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Member];
+}
+
+/// Any operator role: reading governance state.
+#[derive(Debug)]
+pub struct AnyRole;
+impl RoleRequirement for AnyRole {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Auditor, Role::Member];
+}
+
 /// An authenticated operator allowed by `R`.
 #[derive(Debug)]
 pub struct Operator<R: RoleRequirement> {

@@ -1,14 +1,16 @@
 //! The admin API (DESIGN §7.1, §7.4): operator authentication and
-//! onboarding of issuers, ad techs and their workload identities.
+//! onboarding of issuers, ad techs and their workload identities, and the
+//! Terraform variables that grant those identities Decrypt in each cloud.
 
 pub mod auth;
 mod onboarding;
+pub mod terraform;
 mod validation;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
 
-pub use auth::{AdminAuth, AdminRole, Operator, ReaderRole, Role};
+pub use auth::{AdminAuth, AdminRole, AnyRole, GovernorRole, Operator, ReaderRole, Role};
 
 use crate::state::AppState;
 
@@ -38,5 +40,6 @@ pub(crate) fn router() -> Router<AppState> {
             "/v1/admin/adtechs/{id}/identities/{mapping}",
             delete(onboarding::remove_identity),
         )
+        .route("/v1/admin/adtechs/{id}/terraform", get(terraform::export))
         .route("/v1/admin/mappings", get(onboarding::list_mappings))
 }

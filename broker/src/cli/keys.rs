@@ -1,4 +1,4 @@
-//! `keyferry keys list|rotate|revoke`: key administration (admin API).
+//! `keyferry keys list|rotate|revoke|rewrap`: key administration (admin API).
 
 use std::process::ExitCode;
 
@@ -36,6 +36,14 @@ enum KeysCommand {
     Revoke {
         /// The key id.
         key_id: String,
+    },
+    /// Give every live key a split wrapped by a cloud's current KEK (after
+    /// enabling the cloud or changing its KEK; the server also does this at
+    /// start).
+    Rewrap {
+        /// The cloud: aws, gcp or azure.
+        #[arg(long, value_parser = ["aws", "gcp", "azure"])]
+        cloud: String,
     },
 }
 
@@ -99,6 +107,18 @@ pub(crate) fn run(args: KeysArgs) -> ExitCode {
                     )
                     .await?;
                 print_record(json_out, &revoked, &format!("revoked key {key_id}"));
+            }
+            KeysCommand::Rewrap { cloud } => {
+                let body = json!({"cloud": cloud});
+                let outcome = client
+                    .call(Method::POST, "/v1/admin/keys/rewrap", Some(body))
+                    .await?;
+                let count = outcome["rewrapped"].as_array().map_or(0, Vec::len);
+                print_record(
+                    json_out,
+                    &outcome,
+                    &format!("re-wrapped {count} splits for {cloud}"),
+                );
             }
         }
         Ok(())

@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, Overrides};
 
+mod attest;
 mod audit;
 mod client;
+mod gov;
 mod keys;
 mod onboard;
 
@@ -48,6 +50,17 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Verify, export and read the audit transparency log.
     Audit(audit::AuditArgs),
+    /// Run two coordinators, an ad tech and a simulated SNP workload on loopback, and show each step.
+    Demo,
+    /// What a confidential workload runs: fetch, recombine and hold its keys.
+    Workload {
+        #[command(subcommand)]
+        command: WorkloadCommand,
+    },
+    /// Verify SEV-SNP evidence offline and print its claims.
+    Attest(attest::AttestArgs),
+    /// Governance of release policies: propose, approve, list, show.
+    Gov(gov::GovArgs),
     /// Measure performance (not a test).
     Bench {
         #[command(subcommand)]
@@ -75,6 +88,21 @@ enum BenchScenario {
 }
 
 #[derive(Debug, Subcommand)]
+enum WorkloadCommand {
+    /// Fetch the keys once from both coordinators and print a summary (no
+    /// key material).
+    Fetch {
+        /// The workload configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write each key's Tink keysets here (dev profile only; for
+        /// interoperability tests).
+        #[arg(long)]
+        export_keyset: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration and print it, secrets redacted.
     Check {
@@ -82,6 +110,28 @@ enum ConfigCommand {
         #[arg(long, env = "KEYFERRY_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+/// Runs `body` on a fresh runtime; an error is printed and exits 1.
+fn run_async<F, Fut>(body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keyferry: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {
@@ -132,6 +182,28 @@ impl Cli {
             Command::Onboard(args) => onboard::run(args),
             Command::Keys(args) => keys::run(args),
             Command::Audit(args) => audit::run(args),
+            Command::Gov(args) => gov::run(args),
+            Command::Attest(args) => attest::run(args),
+            Command::Demo => run_async(|| async {
+                let mut out = std::io::stdout();
+                crate::demo::run(&mut out)
+                    .await
+                    .map_err(|e| format!("demo failed: {e:#}"))
+            }),
+            Command::Workload {
+                command:
+                    WorkloadCommand::Fetch {
+                        config,
+                        export_keyset,
+                    },
+            } => run_async(|| async move {
+                crate::server::install_crypto_provider();
+                let mut out = std::io::stdout();
+                workload::run_fetch(&config, export_keyset.as_deref(), &mut out)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
             Command::Bench {
                 scenario:
                     BenchScenario::AuditLog {

@@ -35,6 +35,13 @@ enum OnboardCommand {
     /// The mapping table.
     #[command(subcommand)]
     Mappings(MappingsCommand),
+    /// The tfvars (JSON) of each workload cloud's ad-tech Terraform module:
+    /// `jq .aws` of it is `terraform/workload-cloud/aws/adtech`'s input.
+    Terraform {
+        /// The ad tech.
+        #[arg(long)]
+        adtech: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +268,20 @@ async fn execute(client: Client, json_out: bool, command: OnboardCommand) -> Res
                 &list,
                 &["ID", "NAME", "ENABLED", "SITES", "USE CASES"],
                 &rows,
+            );
+        }
+        OnboardCommand::Terraform { adtech } => {
+            let vars = client
+                .call(
+                    Method::GET,
+                    &format!("/v1/admin/adtechs/{adtech}/terraform"),
+                    None,
+                )
+                .await?;
+            // Always JSON: it is a file for Terraform, not a table.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&vars).unwrap_or_default()
             );
         }
         OnboardCommand::Adtech(AdtechCommand::Show { id }) => {

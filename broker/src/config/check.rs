@@ -96,6 +96,7 @@ impl Config {
                 ("sts_url", cloud.sts_url.is_some()),
                 ("iam_credentials_url", cloud.iam_credentials_url.is_some()),
                 ("authority_host", cloud.authority_host.is_some()),
+                ("ca_file", cloud.ca_file.is_some()),
             ];
             for (key, set) in overrides {
                 if production && set {
@@ -167,6 +168,12 @@ impl Config {
                 "local-kek:// is for the dev profile only; use a cloud KMS key".into(),
             ),
             Ok(_) => {}
+        }
+        if production && self.coordinator.storage_kek_endpoint.is_some() {
+            problem(
+                "coordinator.storage_kek_endpoint",
+                "endpoint overrides are for emulators and test doubles (dev profile)".into(),
+            );
         }
 
         let storage_url = self.storage_url();
@@ -313,6 +320,31 @@ impl Config {
             problem(
                 "attestation.extra_roots",
                 "extra attestation roots (simulated attesters) are for the dev profile only".into(),
+            );
+        }
+
+        let members = &self.governance.members;
+        let mut member_names = std::collections::HashSet::new();
+        for (i, member) in members.iter().enumerate() {
+            if member.name.trim().is_empty() || !member_names.insert(member.name.as_str()) {
+                problem(
+                    &format!("governance.members[{i}].name"),
+                    "must be non-empty and unique".into(),
+                );
+            }
+            if let Err(e) = crate::governance::parse_member_key(&member.public_key) {
+                problem(&format!("governance.members[{i}].public_key"), e);
+            }
+        }
+        if let Some(m) = self.governance.threshold
+            && (m == 0 || m as usize > members.len())
+        {
+            problem(
+                "governance.threshold",
+                format!(
+                    "must be from 1 to the number of members ({})",
+                    members.len()
+                ),
             );
         }
 

@@ -60,6 +60,31 @@ pub struct Config {
     /// Attestation trust anchors.
     #[serde(default)]
     pub attestation: AttestationConfig,
+    /// The first governance members and threshold (DESIGN §7.3).
+    #[serde(default)]
+    pub governance: GovernanceConfig,
+}
+
+/// `[governance]`: read once, when the database has no members yet; after
+/// that, membership and threshold change only through approved proposals.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// Approvals needed to apply a proposal (M).
+    pub threshold: Option<u32>,
+    /// The founding members.
+    pub members: Vec<GovMemberConfig>,
+}
+
+/// `[[governance.members]]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovMemberConfig {
+    /// Unique name.
+    pub name: String,
+    /// Ed25519 public key: base64 of the 32 raw bytes, or a PEM
+    /// SubjectPublicKeyInfo.
+    pub public_key: String,
 }
 
 /// Deployment profile.
@@ -143,8 +168,13 @@ pub struct CoordinatorConfig {
     pub peer_url: Option<String>,
     /// The issuer URL whose tokens authenticate the peer.
     pub peer_issuer: Option<Url>,
-    /// The KEK that wraps everything this coordinator stores.
+    /// The KEK that wraps everything this coordinator stores. A cloud KEK is
+    /// reached with the ambient credentials of the environment the broker
+    /// runs in (task role, service account, managed identity), not by
+    /// federation: it protects the issuer keys federation would need.
     pub storage_kek: String,
+    /// Overrides the storage KEK's KMS endpoint (emulators; dev profile).
+    pub storage_kek_endpoint: Option<Url>,
 }
 
 impl Default for CoordinatorConfig {
@@ -155,6 +185,7 @@ impl Default for CoordinatorConfig {
             peer_url: None,
             peer_issuer: None,
             storage_kek: "local-kek://storage".into(),
+            storage_kek_endpoint: None,
         }
     }
 }
@@ -420,6 +451,10 @@ pub struct CloudConfig {
     /// Azure: Entra authority host override (test doubles only).
     #[serde(default)]
     pub authority_host: Option<String>,
+    /// Azure: a PEM CA to trust for the vault and authority (test doubles
+    /// serve TLS with their own CA; dev profile only).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Dev only: static credentials instead of federation — AWS
     /// `access_key_id`/`secret_access_key`, or a GCP/Azure `access_token`.
     #[serde(default)]
@@ -442,6 +477,7 @@ impl CloudConfig {
             tenant_id: None,
             client_id: None,
             authority_host: None,
+            ca_file: None,
             static_credentials: None,
         }
     }
@@ -504,6 +540,7 @@ impl Config {
             use_cases: vec![UseCaseConfig::aggregation_service()],
             clouds: CloudsConfig::default(),
             attestation: AttestationConfig::default(),
+            governance: GovernanceConfig::default(),
         }
     }
 

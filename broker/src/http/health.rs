@@ -61,12 +61,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Probes every workload cloud's KEK, one after another (there are at
-/// most three).
+/// most three), with an encryption only: the coordinator holds no Decrypt
+/// permission on them.
 async fn probe_cloud_keks(state: &AppState) -> Vec<(&'static str, Result<(), String>)> {
     let probes = state.cloud_keks.iter().map(|(name, kek)| {
         let kek = kek.clone();
         let name = *name;
-        async move { (name, kek.probe().await.map_err(|e| e.to_string())) }
+        async move { (name, kek.probe_wrap().await.map_err(|e| e.to_string())) }
     });
     let mut out = Vec::new();
     for probe in probes {

@@ -36,6 +36,19 @@ struct LatencyLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KmsLabels {
+    kek: &'static str,
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KmsErrorLabels {
+    kek: &'static str,
+    op: &'static str,
+    kind: &'static str,
+}
+
 /// The broker's metric registry and the handles the middleware updates.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +56,41 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     token_decisions: Family<DecisionLabels, Counter>,
+    kms: KmsMetrics,
+    attestation_failures: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// KMS call latency and errors by KEK (`storage`, `aws`, `gcp`, `azure`)
+/// and operation (`wrap`, `unwrap`). Cloning shares the same series.
+#[derive(Clone, Debug)]
+pub struct KmsMetrics {
+    latency: Family<KmsLabels, Histogram>,
+    errors: Family<KmsErrorLabels, Counter>,
+}
+
+impl KmsMetrics {
+    /// Records one KMS call: its latency, and its error kind if it failed.
+    pub fn observe(
+        &self,
+        kek: &'static str,
+        op: &'static str,
+        elapsed: std::time::Duration,
+        error: Option<&'static str>,
+    ) {
+        self.latency
+            .get_or_create(&KmsLabels { kek, op })
+            .observe(elapsed.as_secs_f64());
+        if let Some(kind) = error {
+            self.errors
+                .get_or_create(&KmsErrorLabels { kek, op, kind })
+                .inc();
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -76,12 +124,50 @@ impl Metrics {
             "Token exchange decisions by outcome and reason",
             token_decisions.clone(),
         );
+        // 1 ms .. ~16 s: a KMS call crosses the internet and may retry.
+        let kms_latency = Family::<KmsLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        registry.register(
+            "kms_call_duration_seconds",
+            "KMS wrap/unwrap latency by KEK and operation, retries included",
+            kms_latency.clone(),
+        );
+        let kms_errors = Family::<KmsErrorLabels, Counter>::default();
+        registry.register(
+            "kms_errors",
+            "Failed KMS calls by KEK, operation and error kind",
+            kms_errors.clone(),
+        );
+        let attestation_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "attestation_failures",
+            "Refused attested releases by reason",
+            attestation_failures.clone(),
+        );
         Metrics {
+            attestation_failures,
             registry,
             requests,
             latency,
             token_decisions,
+            kms: KmsMetrics {
+                latency: kms_latency,
+                errors: kms_errors,
+            },
         }
+    }
+
+    /// Counts one refused attested release by its reason code.
+    pub fn attestation_failure(&self, reason: &'static str) {
+        self.attestation_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// The KMS call metrics, for [`crate::kek::MeteredKek`].
+    pub fn kms(&self) -> KmsMetrics {
+        self.kms.clone()
     }
 
     /// The registry, for other modules to register their metrics.

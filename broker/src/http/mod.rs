@@ -25,7 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use extract::{ApiJson, ApiQuery};
-pub use metrics::Metrics;
+pub use metrics::{KmsMetrics, Metrics};
 
 use crate::error::Problem;
 use crate::state::AppState;
@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::federation::router())
         .merge(crate::admin::router())
         .merge(crate::lifecycle::router())
+        .merge(crate::distribution::router())
+        .merge(crate::governance::router())
         .merge(crate::audit::router())
         .route("/metrics", get(metrics::render))
         .fallback(not_found)

@@ -1,4 +1,4 @@
-//! `/v1/admin/keys`: list, rotate and revoke (operators).
+//! `/v1/admin/keys`: list, rotate, revoke and re-wrap (operators).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -113,4 +113,33 @@ pub(super) async fn revoke(
             other => Error::Unavailable(other.to_string()),
         })?;
     Ok(Json(describe(&key, state.keys.now_ms())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RewrapRequest {
+    /// One cloud, or every enabled cloud when absent.
+    cloud: Option<String>,
+}
+
+/// `POST /v1/admin/keys/rewrap`: gives every live key a split wrapped by
+/// the cloud's current KEK, from the storage KEK's copy (after a cloud is
+/// enabled or its KEK changes; the lifecycle also does this at start).
+pub(super) async fn rewrap(
+    State(state): State<AppState>,
+    _operator: Operator<AdminRole>,
+    ApiJson(request): ApiJson<RewrapRequest>,
+) -> Result<Json<Value>, Error> {
+    let outcome = state
+        .keys
+        .rewrap(request.cloud.as_deref())
+        .await
+        .map_err(|e| match e {
+            super::LifecycleError::CloudNotEnabled(_) => {
+                Error::invalid_field("cloud", "not an enabled cloud on this coordinator")
+            }
+            super::LifecycleError::Store(e) => Error::from(e),
+            other => Error::Unavailable(other.to_string()),
+        })?;
+    Ok(Json(json!(outcome)))
 }

@@ -6,7 +6,7 @@
 //!   handover with backoff, and purges expired and abandoned keys.
 //! - `handover`: the wire format and both ends of `POST /v1alpha/encryptionKeys`.
 //! - `public`: `GET /.well-known/{use_case}/v1/public-keys`, `/v1alpha/publicKeys`.
-//! - `admin`: `/v1/admin/keys` (list, rotate, revoke).
+//! - `admin`: `/v1/admin/keys` (list, rotate, revoke, re-wrap).
 //!
 //! Invariants: no coordinator stores a whole private key (split B exists in
 //! the Type-1's database only sealed to the Type-2); no key is published
@@ -22,7 +22,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use handover::{HandoverAnswer, HandoverRequest, PeerKeys};
-pub use service::{KeyService, LifecycleError};
+pub use service::{KeyService, LifecycleError, RewrapOutcome, RewrappedSplit};
 
 use crate::state::AppState;
 
@@ -39,5 +39,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1alpha/encryptionKeys", post(handover::receive))
         .route("/v1/admin/keys", get(admin::list))
         .route("/v1/admin/keys/rotate", post(admin::rotate))
+        .route("/v1/admin/keys/rewrap", post(admin::rewrap))
         .route("/v1/admin/keys/{id}/revoke", post(admin::revoke))
 }

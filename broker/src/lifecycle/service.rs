@@ -39,13 +39,34 @@ pub enum LifecycleError {
     /// A stored value does not decode.
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// A re-wrap named a cloud without a `[clouds.<name>]` section.
+    #[error("cloud `{0}` is not enabled on this coordinator")]
+    CloudNotEnabled(String),
+}
+
+/// What [`KeyService::rewrap`] did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RewrapOutcome {
+    /// The splits added, one per key and cloud.
+    pub rewrapped: Vec<RewrappedSplit>,
+}
+
+/// One split added by a re-wrap.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewrappedSplit {
+    /// The key.
+    pub key_id: String,
+    /// The cloud whose KEK now wraps a copy of the split.
+    pub cloud: String,
 }
 
 /// The key lifecycle of one coordinator.
 pub struct KeyService {
     store: Store,
     storage_kek: Arc<dyn KeyWrapper>,
-    cloud_keks: Vec<Arc<dyn KeyWrapper>>,
+    /// Each enabled workload cloud's KEK, by cloud name.
+    cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
     clock: Arc<dyn Clock>,
     audit: Arc<dyn Audit>,
     issuer: Arc<Issuer>,
@@ -82,7 +103,7 @@ impl KeyService {
         config: &Config,
         store: Store,
         storage_kek: Arc<dyn KeyWrapper>,
-        cloud_keks: Vec<Arc<dyn KeyWrapper>>,
+        cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
         clock: Arc<dyn Clock>,
         audit: Arc<dyn Audit>,
         issuer: Arc<Issuer>,
@@ -213,13 +234,62 @@ impl KeyService {
         split: &[u8],
     ) -> Result<Vec<StoredSplit>, LifecycleError> {
         let mut out = Vec::with_capacity(1 + self.cloud_keks.len());
-        for kek in std::iter::once(&self.storage_kek).chain(&self.cloud_keks) {
+        let clouds = self.cloud_keks.iter().map(|(_, kek)| kek);
+        for kek in std::iter::once(&self.storage_kek).chain(clouds) {
             out.push(StoredSplit {
                 kek_uri: kek.kek_uri().to_string(),
                 ciphertext: kek.wrap(split).await?,
             });
         }
         Ok(out)
+    }
+
+    /// Gives every live key a split wrapped by `cloud`'s KEK (every enabled
+    /// cloud when `None`), from the storage KEK's copy: what enabling a
+    /// cloud, or changing its KEK, needs. Idempotent, and safe with several
+    /// replicas (a split another replica added first is left alone). Each
+    /// key re-wrapped is audited.
+    pub async fn rewrap(&self, cloud: Option<&str>) -> Result<RewrapOutcome, LifecycleError> {
+        let targets: Vec<_> = match cloud {
+            None => self.cloud_keks.iter().collect(),
+            Some(name) => {
+                let target = self.cloud_keks.iter().find(|(n, _)| *n == name);
+                vec![target.ok_or_else(|| LifecycleError::CloudNotEnabled(name.to_owned()))?]
+            }
+        };
+        let source = self.storage_kek.kek_uri().to_string();
+        let mut outcome = RewrapOutcome::default();
+        for (name, kek) in targets {
+            let target = kek.kek_uri().to_string();
+            let missing = self
+                .store
+                .splits_missing_kek(&source, &target, self.now_ms())
+                .await?;
+            for (key_id, stored) in missing {
+                let split = self.storage_kek.unwrap(&stored.ciphertext).await?;
+                let rewrapped = StoredSplit {
+                    kek_uri: target.clone(),
+                    ciphertext: kek.wrap(&split).await?,
+                };
+                drop(split);
+                if self
+                    .store
+                    .add_split(&key_id, &rewrapped, self.now_ms())
+                    .await?
+                {
+                    self.record(
+                        "key.rewrapped",
+                        json!({"keyId": key_id, "cloud": name, "kek": target}),
+                    )
+                    .await?;
+                    outcome.rewrapped.push(RewrappedSplit {
+                        key_id,
+                        cloud: (*name).to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(outcome)
     }
 
     /// The peer's keys: fetched fresh when possible, else the last ones seen.
@@ -498,12 +568,32 @@ impl KeyService {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut next_generation = tokio::time::Instant::now();
+            // Live keys made before a cloud was enabled (or its KEK changed)
+            // get that cloud's split first; retried every tick until done.
+            let mut rewrapped = service.cloud_keks.is_empty();
             let mut next_purge = tokio::time::Instant::now();
             loop {
                 tick.tick().await;
+                if !rewrapped {
+                    match service.rewrap(None).await {
+                        Ok(outcome) => {
+                            if !outcome.rewrapped.is_empty() {
+                                tracing::info!(
+                                    splits = outcome.rewrapped.len(),
+                                    "re-wrapped live keys for enabled clouds"
+                                );
+                            }
+                            rewrapped = true;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "re-wrap postponed; retrying"),
+                    }
+                }
                 if tokio::time::Instant::now() >= next_purge {
                     if let Err(e) = service.purge().await {
                         tracing::warn!(error = %e, "key purge failed");
+                    }
+                    if let Err(e) = service.store.purge_expired_nonces(service.now_ms()).await {
+                        tracing::warn!(error = %e, "nonce purge failed");
                     }
                     next_purge = tokio::time::Instant::now() + Duration::from_secs(60);
                 }

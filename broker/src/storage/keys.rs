@@ -346,6 +346,62 @@ impl Store {
         Ok(purged)
     }
 
+    /// Live keys (not revoked, before their TTL) that have a split wrapped
+    /// by `source_kek` but none by `target_kek`: what a re-wrap must do.
+    /// Returns each key's id and its `source_kek` split.
+    pub async fn splits_missing_kek(
+        &self,
+        source_kek: &str,
+        target_kek: &str,
+        now_ms: i64,
+    ) -> Result<Vec<(String, StoredSplit)>, StoreError> {
+        sqlx::query(
+            "SELECT s.key_id, s.kek_uri, s.ciphertext FROM key_splits s JOIN keys k ON k.id = s.key_id \
+             WHERE s.kek_uri = $1 AND k.status <> 'revoked' AND k.ttl_time > $2 \
+             AND NOT EXISTS (SELECT 1 FROM key_splits t WHERE t.key_id = s.key_id AND t.kek_uri = $3) \
+             ORDER BY s.key_id",
+        )
+        .bind(source_kek)
+        .bind(now_ms)
+        .bind(target_kek)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("key_id")?,
+                StoredSplit {
+                    kek_uri: row.try_get("kek_uri")?,
+                    ciphertext: row.try_get("ciphertext")?,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    /// Adds a split wrapped by one more KEK. Returns false when the key
+    /// already has one under that KEK (another replica re-wrapped first) or
+    /// is gone (purged meanwhile).
+    pub async fn add_split(
+        &self,
+        key_id: &str,
+        split: &StoredSplit,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO key_splits (key_id, kek_uri, ciphertext, created_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM keys WHERE id = $1) \
+             ON CONFLICT (key_id, kek_uri) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(&split.kek_uri)
+        .bind(&split.ciphertext)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A key's wrapped splits.
     pub async fn splits(&self, key_id: &str) -> Result<Vec<StoredSplit>, StoreError> {
         sqlx::query("SELECT kek_uri, ciphertext FROM key_splits WHERE key_id = $1 ORDER BY kek_uri")

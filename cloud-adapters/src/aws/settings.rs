@@ -68,6 +68,12 @@ pub enum AwsCredentials {
         /// The `aud` the role's trust policy expects, e.g. `sts.amazonaws.com`.
         audience: String,
     },
+    /// The credentials of the environment the broker runs in, found by the
+    /// SDK's default chain (environment variables, a web identity token
+    /// file, the ECS task role, EC2 instance metadata). Used for the storage
+    /// KEK, which must be opened before the broker's own issuer exists and
+    /// so cannot be reached by federation.
+    Ambient,
 }
 
 // Hand-written so that the secret key can never reach a log line.
@@ -93,6 +99,7 @@ impl fmt::Debug for AwsCredentials {
                 .field("identity", identity)
                 .field("audience", audience)
                 .finish(),
+            AwsCredentials::Ambient => f.write_str("Ambient"),
         }
     }
 }

@@ -42,6 +42,9 @@ impl AwsKmsWrapper {
     ///
     /// Makes no network call: a wrong key or missing permission shows at the
     /// first wrap, or at [`KeyWrapper::probe`], which `/readyz` calls.
+    ///
+    /// [`AwsCredentials::Ambient`] needs [`AwsKmsWrapper::open`], since the
+    /// SDK's default credentials chain is built asynchronously.
     pub fn new(uri: &KekUri, settings: AwsSettings) -> Result<Self, WrapError> {
         let KekUri::AwsKms { arn, region, .. } = uri else {
             return Err(WrapError::Misconfigured(format!(
@@ -93,6 +96,11 @@ impl AwsKmsWrapper {
                 let counter = provider.exchange_counter();
                 (SharedCredentialsProvider::new(provider), Some(counter))
             }
+            AwsCredentials::Ambient => {
+                return Err(WrapError::Misconfigured(
+                    "ambient AWS credentials need AwsKmsWrapper::open".into(),
+                ));
+            }
         };
 
         let mut kms = aws_sdk_kms::Config::builder()
@@ -114,6 +122,43 @@ impl AwsKmsWrapper {
             key_arn: arn.clone(),
             kms: aws_sdk_kms::Client::from_conf(kms.build()),
             sts_exchanges,
+        })
+    }
+
+    /// Like [`AwsKmsWrapper::new`], and also accepts
+    /// [`AwsCredentials::Ambient`]: the SDK's default credentials chain for
+    /// the key's region, behind the SDK's own credentials cache.
+    pub async fn open(uri: &KekUri, settings: AwsSettings) -> Result<Self, WrapError> {
+        if !matches!(settings.credentials, AwsCredentials::Ambient) {
+            return Self::new(uri, settings);
+        }
+        let KekUri::AwsKms { arn, region, .. } = uri else {
+            return Err(WrapError::Misconfigured(format!(
+                "the AWS KMS backend cannot use a {} KEK",
+                uri.scheme().as_str()
+            )));
+        };
+        let region = Region::new(region.clone());
+        let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .region(region.clone())
+            .build()
+            .await;
+        let mut kms = aws_sdk_kms::Config::builder()
+            .behavior_version(behavior_version())
+            .region(region)
+            .credentials_provider(SharedCredentialsProvider::new(chain))
+            .identity_cache(IdentityCache::lazy().build())
+            .retry_config(retry_config(&settings)?)
+            .timeout_config(timeout_config(&settings)?)
+            .retry_classifier(TooManyRequests);
+        if let Some(endpoint) = settings.endpoint {
+            kms = kms.endpoint_url(endpoint);
+        }
+        Ok(Self {
+            uri: uri.clone(),
+            key_arn: arn.clone(),
+            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            sts_exchanges: None,
         })
     }
 

@@ -37,6 +37,14 @@ pub enum AzureCredentials {
         /// The `aud` of the assertion (see [`DEFAULT_ASSERTION_AUDIENCE`]).
         audience: String,
     },
+    /// The managed identity of the environment the broker runs in (system
+    /// assigned, or the user-assigned identity with this client id). Used
+    /// for the storage KEK, which is opened before the broker's own issuer
+    /// exists and so cannot be reached by federation.
+    ManagedIdentity {
+        /// A user-assigned identity's client id; `None` for system assigned.
+        client_id: Option<String>,
+    },
 }
 
 impl AzureCredentials {
@@ -78,6 +86,10 @@ impl fmt::Debug for AzureCredentials {
                 .field("client_id", client_id)
                 .field("authority_host", authority_host)
                 .field("audience", audience)
+                .finish(),
+            AzureCredentials::ManagedIdentity { client_id } => f
+                .debug_struct("ManagedIdentity")
+                .field("client_id", client_id)
                 .finish(),
         }
     }

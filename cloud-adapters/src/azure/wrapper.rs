@@ -8,7 +8,10 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::{
     ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions, Transport,
 };
-use azure_identity::{ClientAssertionCredential, ClientAssertionCredentialOptions};
+use azure_identity::{
+    ClientAssertionCredential, ClientAssertionCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId,
+};
 use azure_security_keyvault_keys::models::{
     EncryptionAlgorithm, KeyClientWrapKeyOptions, KeyOperationParameters, KeyOperationResult,
 };
@@ -173,6 +176,15 @@ fn credential(
                 Some(ClientAssertionCredentialOptions { client_options }),
             )
             .map_err(|e| misconfigured(format!("azure federated credential: {e}")))?;
+            Ok(credential)
+        }
+        AzureCredentials::ManagedIdentity { client_id } => {
+            let credential =
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: options.clone(),
+                }))
+                .map_err(|e| misconfigured(format!("azure managed identity: {e}")))?;
             Ok(credential)
         }
     }

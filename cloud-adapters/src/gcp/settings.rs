@@ -61,6 +61,11 @@ pub enum GcpCredentials {
     /// No `Authorization` header at all. Only for an emulator or test double
     /// that does not check callers; real Cloud KMS answers 401.
     Anonymous,
+    /// Application Default Credentials of the environment the broker runs
+    /// in (`GOOGLE_APPLICATION_CREDENTIALS`, or the metadata server of
+    /// Cloud Run and GCE). Used for the storage KEK, which is opened before
+    /// the broker's own issuer exists and so cannot be reached by federation.
+    Ambient,
     /// Workload identity federation with service-account impersonation:
     /// the broker's JWT for `audience` → STS federated token →
     /// `generateAccessToken` for `service_account`.
@@ -74,7 +79,8 @@ pub enum GcpCredentials {
         /// STS token endpoint, normally [`DEFAULT_STS_URL`].
         sts_url: String,
         /// The service account (email) to impersonate; it holds
-        /// `roles/cloudkms.cryptoKeyEncrypterDecrypter` on the key.
+        /// `roles/cloudkms.cryptoKeyEncrypter` on a workload cloud's key (the
+        /// broker only encrypts with those).
         service_account: String,
         /// IAM Credentials base URL, normally [`DEFAULT_IAM_CREDENTIALS_URL`].
         iam_credentials_url: String,
@@ -102,6 +108,7 @@ impl GcpCredentials {
         match self {
             GcpCredentials::Static { .. } => "static",
             GcpCredentials::Anonymous => "anonymous",
+            GcpCredentials::Ambient => "ambient",
             GcpCredentials::Federated { .. } => "federated",
         }
     }
@@ -116,6 +123,7 @@ impl fmt::Debug for GcpCredentials {
                 .field("access_token", &"<redacted>")
                 .finish(),
             GcpCredentials::Anonymous => f.write_str("Anonymous"),
+            GcpCredentials::Ambient => f.write_str("Ambient"),
             GcpCredentials::Federated {
                 identity,
                 audience,

@@ -62,25 +62,29 @@ impl GcpKmsWrapper {
             return Err(misconfigured("GCP KMS max_attempts must be at least 1"));
         }
         let credentials_kind = settings.credentials.kind();
-        let credentials: Credentials = match settings.credentials {
-            GcpCredentials::Static { access_token } => StaticToken::new(&access_token)?.into(),
-            GcpCredentials::Anonymous => anonymous::Builder::new().build(),
-            GcpCredentials::Federated {
-                identity,
-                audience,
-                sts_url,
-                service_account,
-                iam_credentials_url,
-            } => FederatedToken::new(
-                identity,
-                &audience,
-                &sts_url,
-                &service_account,
-                &iam_credentials_url,
-                settings.timeout,
-            )?
-            .into(),
-        };
+        let credentials: Credentials =
+            match settings.credentials {
+                GcpCredentials::Static { access_token } => StaticToken::new(&access_token)?.into(),
+                GcpCredentials::Anonymous => anonymous::Builder::new().build(),
+                GcpCredentials::Ambient => google_cloud_auth::credentials::Builder::default()
+                    .build()
+                    .map_err(|e| misconfigured(format!("application default credentials: {e}")))?,
+                GcpCredentials::Federated {
+                    identity,
+                    audience,
+                    sts_url,
+                    service_account,
+                    iam_credentials_url,
+                } => FederatedToken::new(
+                    identity,
+                    &audience,
+                    &sts_url,
+                    &service_account,
+                    &iam_credentials_url,
+                    settings.timeout,
+                )?
+                .into(),
+            };
 
         let mut builder = KeyManagementService::builder()
             .with_credentials(credentials)

@@ -1,0 +1,90 @@
+//! The Privacy Sandbox compatible error body of the key endpoints:
+//! `{"code": <HTTP status>, "message", "details": [{"reason"}]}`, whose
+//! reasons let a workload tell a missing key, an authentication or
+//! permission failure, a required attestation and an outage apart.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::storage::StoreError;
+
+/// Why a key request was refused. Each variant is one stable `reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyApiError {
+    /// No such key, or it is not (yet, or any longer) served.
+    #[error("{0}")]
+    MissingKey(String),
+    /// The key was revoked by an operator.
+    #[error("key `{0}` was revoked")]
+    KeyRevoked(String),
+    /// A malformed request: bad query, body or field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The ad tech is not onboarded (or is disabled) for the use case.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The use case releases keys only against SNP evidence (DESIGN §5.3).
+    #[error("use case `{0}` releases keys only through attested release")]
+    AttestationRequired(String),
+    /// The evidence or its binding was refused; `reason` is the stable code
+    /// of the attestation check that failed.
+    #[error("attestation refused: {message}")]
+    AttestationFailed {
+        /// The attestation reason code, e.g. `measurement_not_allowed`.
+        reason: &'static str,
+        /// A short description, safe to show.
+        message: String,
+    },
+    /// The workload's cloud has no KEK on this coordinator.
+    #[error("cloud `{0}` is not enabled on this coordinator")]
+    CloudNotEnabled(String),
+    /// A dependency (database, KMS) failed; the detail is logged, not sent.
+    #[error("the coordinator cannot serve keys right now")]
+    Unavailable(String),
+}
+
+impl KeyApiError {
+    /// The stable `reason` of the error body.
+    pub fn reason(&self) -> &'static str {
+        self.status_and_reason().1
+    }
+
+    fn status_and_reason(&self) -> (StatusCode, &'static str) {
+        match self {
+            KeyApiError::MissingKey(_) => (StatusCode::NOT_FOUND, "MISSING_KEY"),
+            KeyApiError::KeyRevoked(_) => (StatusCode::GONE, "KEY_REVOKED"),
+            KeyApiError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+            KeyApiError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            KeyApiError::AttestationRequired(_) => (StatusCode::FORBIDDEN, "ATTESTATION_REQUIRED"),
+            KeyApiError::AttestationFailed { .. } => (StatusCode::FORBIDDEN, "ATTESTATION_FAILED"),
+            KeyApiError::CloudNotEnabled(_) => (StatusCode::FORBIDDEN, "CLOUD_NOT_ENABLED"),
+            KeyApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        }
+    }
+}
+
+impl From<StoreError> for KeyApiError {
+    fn from(e: StoreError) -> Self {
+        KeyApiError::Unavailable(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for KeyApiError {
+    fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        if let KeyApiError::Unavailable(detail) = &self {
+            tracing::error!(%detail, "key endpoint unavailable");
+        }
+        let mut detail = json!({ "reason": reason });
+        if let KeyApiError::AttestationFailed { reason, .. } = &self {
+            detail["attestationReason"] = json!(reason);
+        }
+        let body = json!({
+            "code": status.as_u16(),
+            "message": self.to_string(),
+            "details": [detail],
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,380 @@
+//! Governance of release policies through the admin API (DESIGN §7.3):
+//! M-1 ballots change nothing, the M-th applies atomically, and every bad
+//! ballot is refused with its own code and audited. On SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Broker, Db};
+use keyferry::config::GovMemberConfig;
+use keyferry::governance::ballot_message;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Member {
+    name: &'static str,
+    pair: Ed25519KeyPair,
+}
+
+impl Member {
+    fn new(name: &'static str) -> Member {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
+        Member {
+            name,
+            pair: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair"),
+        }
+    }
+
+    fn public(&self) -> String {
+        B64.encode(self.pair.public_key().as_ref())
+    }
+
+    fn sign(&self, digest: &str) -> String {
+        B64.encode(self.pair.sign(&ballot_message(digest)).as_ref())
+    }
+}
+
+/// A broker whose governance is three members with threshold 2.
+async fn governed(db: Db) -> Option<(Broker, Vec<Member>)> {
+    let members = vec![
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    ];
+    let configs: Vec<GovMemberConfig> = members
+        .iter()
+        .map(|m| GovMemberConfig {
+            name: m.name.into(),
+            public_key: m.public(),
+        })
+        .collect();
+    let broker = Broker::start(db, |c| {
+        c.governance.threshold = Some(2);
+        c.governance.members = configs;
+    })
+    .await?;
+    Some((broker, members))
+}
+
+fn policy() -> Value {
+    json!({
+        "measurements": ["a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"],
+        "allow_debug": false
+    })
+}
+
+async fn propose(broker: &Broker, change: Value) -> Value {
+    let (status, body) = broker
+        .admin(
+            Method::POST,
+            "/v1/gov/proposals",
+            Some(json!({ "change": change })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn ballot(broker: &Broker, id: &str, member: &str, signature: &str) -> (u16, Value) {
+    broker
+        .admin(
+            Method::POST,
+            &format!("/v1/gov/proposals/{id}/ballots"),
+            Some(json!({"member": member, "signature": signature})),
+        )
+        .await
+}
+
+async fn the_mth_ballot_applies_a_release_policy_and_not_before(db: Db) {
+    let Some((broker, members)) = governed(db).await else {
+        return;
+    };
+    let proposal = propose(
+        &broker,
+        json!({"kind": "release_policy", "useCase": "aggregation-service", "policy": policy()}),
+    )
+    .await;
+    let id = proposal["id"].as_str().expect("id");
+    let digest = proposal["digest"].as_str().expect("digest");
+    assert_eq!(proposal["status"], "open");
+
+    let (status, after) = ballot(&broker, id, "alice", &members[0].sign(digest)).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["status"], "open");
+    assert_eq!(after["approvals"], json!(["alice"]));
+    assert!(
+        broker
+            .state
+            .store
+            .release_policy("aggregation-service")
+            .await
+            .expect("read")
+            .is_none(),
+        "one ballot of two must not apply anything"
+    );
+
+    let (status, after) = ballot(&broker, id, "bob", &members[1].sign(digest)).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["status"], "applied");
+    let in_force = broker
+        .state
+        .store
+        .release_policy("aggregation-service")
+        .await
+        .expect("read")
+        .expect("policy in force");
+    assert_eq!(in_force.proposal_id, id);
+    let stored: Value = serde_json::from_str(&in_force.policy).expect("json");
+    assert_eq!(stored, policy());
+
+    // A ballot after application is refused: the proposal is closed.
+    let (status, body) = ballot(&broker, id, "carol", &members[2].sign(digest)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("proposal_closed"))
+    );
+
+    let kinds: Vec<String> = broker
+        .audit_events()
+        .await
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .filter(|k| k.starts_with("gov."))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "gov.proposed",
+            "gov.ballot",
+            "gov.ballot",
+            "gov.applied",
+            "gov.ballot_refused"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mth_ballot_applies_a_release_policy_and_not_before_on_sqlite() {
+    the_mth_ballot_applies_a_release_policy_and_not_before(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mth_ballot_applies_a_release_policy_and_not_before_on_postgres() {
+    the_mth_ballot_applies_a_release_policy_and_not_before(Db::Postgres).await;
+}
+
+async fn bad_ballots_are_refused_each_with_its_code(db: Db) {
+    let Some((broker, members)) = governed(db).await else {
+        return;
+    };
+    let proposal = propose(&broker, json!({"kind": "set_threshold", "threshold": 3})).await;
+    let id = proposal["id"].as_str().expect("id");
+    let digest = proposal["digest"].as_str().expect("digest");
+
+    // Signed by bob's key but presented as alice's.
+    let (status, body) = ballot(&broker, id, "alice", &members[1].sign(digest)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("ballot_signature_invalid"))
+    );
+    // A signature over another digest.
+    let (status, body) = ballot(&broker, id, "alice", &members[0].sign(&"0".repeat(64))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("ballot_signature_invalid"))
+    );
+    // Not a member, whatever the key.
+    let mallory = Member::new("mallory");
+    let (status, body) = ballot(&broker, id, "mallory", &mallory.sign(digest)).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_a_member")));
+    // Twice from one member.
+    let (status, _) = ballot(&broker, id, "alice", &members[0].sign(digest)).await;
+    assert_eq!(status, 200);
+    let (status, body) = ballot(&broker, id, "alice", &members[0].sign(digest)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("duplicate_ballot"))
+    );
+    assert_eq!(
+        broker.state.store.gov_threshold().await.expect("m"),
+        Some(2)
+    );
+
+    // An expired proposal takes no more ballots.
+    let late = propose(&broker, json!({"kind": "remove_member", "name": "carol"})).await;
+    let late_id = late["id"].as_str().expect("id");
+    let late_digest = late["digest"].as_str().expect("digest");
+    broker.clock.advance(Duration::from_secs(7 * 24 * 3600 + 1));
+    let (status, body) = ballot(&broker, late_id, "bob", &members[1].sign(late_digest)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (410, Some("proposal_expired"))
+    );
+    let (_, shown) = broker
+        .admin(Method::GET, &format!("/v1/gov/proposals/{late_id}"), None)
+        .await;
+    assert_eq!(shown["status"], "expired");
+    assert_eq!(
+        broker
+            .state
+            .store
+            .gov_members()
+            .await
+            .expect("members")
+            .len(),
+        3
+    );
+
+    let refusals: Vec<String> = broker
+        .audit_of_kind("gov.ballot_refused")
+        .await
+        .iter()
+        .map(|e| {
+            e["details"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            "ballot_signature_invalid",
+            "ballot_signature_invalid",
+            "not_a_member",
+            "duplicate_ballot",
+            "proposal_expired"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ballots_are_refused_each_with_its_code_on_sqlite() {
+    bad_ballots_are_refused_each_with_its_code(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ballots_are_refused_each_with_its_code_on_postgres() {
+    bad_ballots_are_refused_each_with_its_code(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_take_effect_for_later_ballots() {
+    let Some((broker, members)) = governed(Db::Sqlite).await else {
+        return;
+    };
+    let dave = Member::new("dave");
+    let add = propose(
+        &broker,
+        json!({"kind": "add_member", "name": "dave", "publicKey": dave.public()}),
+    )
+    .await;
+    let (id, digest) = (
+        add["id"].as_str().expect("id"),
+        add["digest"].as_str().expect("d"),
+    );
+    for m in &members[..2] {
+        let (status, body) = ballot(&broker, id, m.name, &m.sign(digest)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let names: Vec<String> = broker
+        .state
+        .store
+        .gov_members()
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol", "dave"]);
+
+    // Dave now votes; a threshold above the member count is refused up front.
+    let (status, body) = broker
+        .admin(
+            Method::POST,
+            "/v1/gov/proposals",
+            Some(json!({"change": {"kind": "set_threshold", "threshold": 5}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("change.threshold"))
+    );
+    let raise = propose(&broker, json!({"kind": "set_threshold", "threshold": 3})).await;
+    let (id, digest) = (
+        raise["id"].as_str().expect("id"),
+        raise["digest"].as_str().expect("d"),
+    );
+    let (_, _) = ballot(&broker, id, "dave", &dave.sign(digest)).await;
+    let (status, after) = ballot(&broker, id, "carol", &members[2].sign(digest)).await;
+    assert_eq!((status, after["status"].as_str()), (200, Some("applied")));
+    assert_eq!(
+        broker.state.store.gov_threshold().await.expect("m"),
+        Some(3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_are_validated_and_need_an_operator() {
+    let Some((broker, _)) = governed(Db::Sqlite).await else {
+        return;
+    };
+    let (status, _) = broker
+        .call(
+            Method::POST,
+            "/v1/gov/proposals",
+            None,
+            Some(json!({"change": {"kind": "set_threshold", "threshold": 1}})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    for (change, field) in [
+        (
+            json!({"kind": "release_policy", "useCase": "", "policy": policy()}),
+            "change.useCase",
+        ),
+        (
+            json!({"kind": "release_policy", "useCase": "x", "policy": [1]}),
+            "change.policy",
+        ),
+        (
+            json!({"kind": "add_member", "name": "eve", "publicKey": "AAAA"}),
+            "change.publicKey",
+        ),
+        (
+            json!({"kind": "remove_member", "name": "nobody"}),
+            "change.name",
+        ),
+        (
+            json!({"kind": "set_threshold", "threshold": 0}),
+            "change.threshold",
+        ),
+    ] {
+        let (status, body) = broker
+            .admin(
+                Method::POST,
+                "/v1/gov/proposals",
+                Some(json!({"change": change})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some(field)),
+            "{change}: {body}"
+        );
+    }
+    let (status, body) = broker
+        .admin(
+            Method::POST,
+            "/v1/gov/proposals",
+            Some(json!({"change": {"kind": "grant_everything"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -1,0 +1,525 @@
+//! Attested release (DESIGN §5.3) with the simulated SNP attester: the
+//! happy path in both unwrap modes, and each refusal with its reason and an
+//! audit entry carrying it.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use attestation::expected_report_data;
+use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Broker, Db};
+use idp::{AccessTokenClaims, IssuerKind};
+use keyferry::config::{CloudConfig, UnwrapMode};
+use keyferry::storage::{AdTech, KeyRecord, StoredSplit};
+use keys::RecipientKey;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const USE_CASE: &str = "aggregation-service";
+const GOOD: [u8; 48] = [0x11; 48];
+const SPLIT: &[u8] = b"the coordinator's split, 32 byte";
+
+struct Setup {
+    broker: Broker,
+    chip: SimulatedChip,
+}
+
+async fn setup(db: Db) -> Option<Setup> {
+    let amd = SimulatedAmd::shared().expect("simulated AMD");
+    let chip = amd.chip(ChipSpec::milan()).expect("chip");
+    let files = tempfile::tempdir().expect("dir");
+    let root = files.path().join("sim-ark.pem");
+    std::fs::write(&root, amd.ark_pem()).expect("write root");
+    let policy = files.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"measurements": [hex(&GOOD)], "min_tcb": {"snp": 8}}).to_string(),
+    )
+    .expect("write policy");
+    let broker = Broker::start(db, |c| {
+        c.attestation.extra_roots = vec![root.clone()];
+        c.use_cases[0].release_policy = Some(policy.clone());
+        c.clouds.aws = Some(CloudConfig::with_kek("local-kek://aws-splits"));
+        let mut gcp = CloudConfig::with_kek("local-kek://gcp-splits");
+        gcp.unwrap = UnwrapMode::Broker;
+        c.clouds.gcp = Some(gcp);
+    })
+    .await?;
+    // Keep the files until the broker has read them (it has, at start).
+    drop(files);
+    let now = broker.state.now_ms();
+    broker
+        .state
+        .store
+        .insert_adtech(&AdTech {
+            id: "adtech-1".into(),
+            name: "Ad Tech One".into(),
+            sites: vec![],
+            use_cases: vec![USE_CASE.into()],
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("adtech");
+    let state = &broker.state;
+    let mut splits = vec![StoredSplit {
+        kek_uri: state.storage_kek.kek_uri().to_string(),
+        ciphertext: state.storage_kek.wrap(SPLIT).await.expect("wrap"),
+    }];
+    for (_, kek) in &state.cloud_keks {
+        splits.push(StoredSplit {
+            kek_uri: kek.kek_uri().to_string(),
+            ciphertext: kek.wrap(SPLIT).await.expect("wrap"),
+        });
+    }
+    state
+        .store
+        .insert_received_key(
+            &KeyRecord {
+                id: "k-1".into(),
+                use_case: USE_CASE.into(),
+                status: "active".into(),
+                public_key: vec![9; 32],
+                public_keyset: "{}".into(),
+                creation_time: now - 1000,
+                activation_time: now - 1000,
+                expiration_time: now + 86_400_000,
+                ttl_time: now + 2 * 86_400_000,
+                signature: "c2ln".into(),
+                peer_signature: "c2ln".into(),
+                handover_attempts: 0,
+                next_attempt_at: 0,
+                revoked_at: None,
+            },
+            &splits,
+        )
+        .await
+        .expect("key");
+    Some(Setup { broker, chip })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn credential(broker: &Broker, cloud: IssuerKind, adtech: &str, ttl: Duration) -> String {
+    let issuer = broker.state.issuer.current();
+    issuer
+        .mint_access_token(
+            SystemTime::now(),
+            &AccessTokenClaims {
+                adtech: adtech.into(),
+                client_id: "m-1".into(),
+                audience: issuer.issuer().to_owned(),
+                scopes: vec!["keys:read".into(), "keys:release".into()],
+                cloud,
+                src_iss: "https://idp.example".into(),
+                src_sub: "workload-1".into(),
+                ttl,
+            },
+        )
+        .expect("mint")
+        .as_str()
+        .to_owned()
+}
+
+/// A workload: its TEE key and its credential.
+struct Workload<'a> {
+    setup: &'a Setup,
+    tee: RecipientKey,
+    token: String,
+}
+
+impl<'a> Workload<'a> {
+    fn new(setup: &'a Setup, cloud: IssuerKind) -> Self {
+        Workload {
+            setup,
+            tee: RecipientKey::generate(),
+            token: credential(&setup.broker, cloud, "adtech-1", Duration::from_secs(600)),
+        }
+    }
+
+    async fn nonce(&self) -> Vec<u8> {
+        let (status, body) = self
+            .setup
+            .broker
+            .call(
+                Method::POST,
+                "/v1/attestation/challenge",
+                Some(&self.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["expiresIn"], 300);
+        B64.decode(body["nonce"].as_str().expect("nonce"))
+            .expect("b64")
+    }
+
+    /// Honest report fields for `nonce`, then `tweak`.
+    fn evidence(&self, nonce: &[u8], tweak: impl FnOnce(&mut ReportFields)) -> Value {
+        let mut fields = self.setup.chip.report_fields();
+        fields.measurement = GOOD;
+        fields.report_data = expected_report_data(nonce, &self.tee.public_key());
+        tweak(&mut fields);
+        let report = self.setup.chip.sign_report(&fields).expect("sign");
+        let pems = self.setup.chip.cert_pems();
+        let text = |i: usize| String::from_utf8(pems[i].clone()).expect("pem");
+        json!({"type": "sev-snp", "report": B64.encode(report),
+               "certs": {"vcek": text(0), "ask": text(1), "ark": text(2)}})
+    }
+
+    async fn release(&self, nonce: &[u8], evidence: Value) -> (u16, Value) {
+        let body = json!({
+            "nonce": B64.encode(nonce),
+            "teePublicKey": B64.encode(self.tee.public_key()),
+            "evidence": evidence,
+            "keyIds": ["k-1"],
+        });
+        self.setup
+            .broker
+            .call(
+                Method::POST,
+                "/v1/encryptionKeys:release",
+                Some(&self.token),
+                Some(body),
+            )
+            .await
+    }
+}
+
+fn attestation_reason(body: &Value) -> (&str, &str) {
+    (
+        body["details"][0]["reason"].as_str().unwrap_or(""),
+        body["details"][0]["attestationReason"]
+            .as_str()
+            .unwrap_or(""),
+    )
+}
+
+async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key(db: Db) {
+    let Some(setup) = setup(db).await else {
+        return;
+    };
+    // AWS: cloud-kms mode, the sealed content is the AWS KEK's ciphertext.
+    let aws = Workload::new(&setup, IssuerKind::Aws);
+    let nonce = aws.nonce().await;
+    let (status, body) = aws.release(&nonce, aws.evidence(&nonce, |_| {})).await;
+    assert_eq!(status, 200, "{body}");
+    let own = &body["keys"][0]["keyData"][0];
+    assert_eq!(own["keyMaterial"], "");
+    assert_eq!(own["sealedContent"], "cloud-kms");
+    assert_eq!(own["keyEncryptionKeyUri"], "local-kek://aws-splits");
+    let sealed = B64
+        .decode(own["sealedKeyMaterial"].as_str().expect("sealed"))
+        .expect("b64");
+    let opened = keys::open(&aws.tee, keys::RELEASE_INFO, b"k-1", &sealed).expect("open");
+    let aws_kek = &setup
+        .broker
+        .state
+        .cloud_keks
+        .iter()
+        .find(|(n, _)| *n == "aws")
+        .expect("aws")
+        .1;
+    assert_eq!(
+        aws_kek.unwrap(&opened).await.expect("unwrap").as_slice(),
+        SPLIT
+    );
+    // Another TEE key cannot open it.
+    assert!(
+        keys::open(
+            &RecipientKey::generate(),
+            keys::RELEASE_INFO,
+            b"k-1",
+            &sealed
+        )
+        .is_err()
+    );
+
+    // GCP: broker mode, the sealed content is the split itself.
+    let gcp = Workload::new(&setup, IssuerKind::Gcp);
+    let nonce = gcp.nonce().await;
+    let (status, body) = gcp.release(&nonce, gcp.evidence(&nonce, |_| {})).await;
+    assert_eq!(status, 200, "{body}");
+    let own = &body["keys"][0]["keyData"][0];
+    assert_eq!(own["sealedContent"], "broker");
+    let sealed = B64
+        .decode(own["sealedKeyMaterial"].as_str().expect("sealed"))
+        .expect("b64");
+    let opened = keys::open(&gcp.tee, keys::RELEASE_INFO, b"k-1", &sealed).expect("open");
+    assert_eq!(opened.as_slice(), SPLIT);
+
+    let released = setup.broker.audit_of_kind("keys.released").await;
+    assert_eq!(released.len(), 2);
+    assert_eq!(released[0]["details"]["claims"]["measurement"], hex(&GOOD));
+    assert_eq!(released[0]["details"]["unwrap"], "cloud-kms");
+    assert_eq!(released[1]["details"]["unwrap"], "broker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_sqlite() {
+    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_postgres() {
+    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_has_its_reason_and_an_audit_entry() {
+    let Some(setup) = setup(Db::Sqlite).await else {
+        return;
+    };
+    let w = Workload::new(&setup, IssuerKind::Aws);
+    let mut expected = Vec::new();
+
+    // Wrong measurement.
+    let nonce = w.nonce().await;
+    let (status, body) = w
+        .release(&nonce, w.evidence(&nonce, |f| f.measurement = [0x22; 48]))
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "measurement_not_allowed"))
+    );
+    expected.push("measurement_not_allowed");
+
+    // A debug guest (policy bit 19).
+    let nonce = w.nonce().await;
+    let (status, body) = w
+        .release(&nonce, w.evidence(&nonce, |f| f.policy |= 1 << 19))
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "debug_not_allowed"))
+    );
+    expected.push("debug_not_allowed");
+
+    // report_data not bound to the TEE key presented.
+    let nonce = w.nonce().await;
+    let other = RecipientKey::generate();
+    let (status, body) = w
+        .release(
+            &nonce,
+            w.evidence(&nonce, |f| {
+                f.report_data = expected_report_data(&nonce, &other.public_key())
+            }),
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "report_data_mismatch"))
+    );
+    expected.push("report_data_mismatch");
+
+    // A replayed nonce: the first use succeeds, the second is refused.
+    let nonce = w.nonce().await;
+    let evidence = w.evidence(&nonce, |_| {});
+    assert_eq!(w.release(&nonce, evidence.clone()).await.0, 200);
+    let (status, body) = w.release(&nonce, evidence).await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "nonce_unknown"))
+    );
+    expected.push("nonce_unknown");
+
+    // An expired nonce.
+    let nonce = w.nonce().await;
+    setup.broker.clock.advance(Duration::from_secs(301));
+    let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "nonce_expired"))
+    );
+    expected.push("nonce_expired");
+
+    // One flipped bit in the signed report.
+    let nonce = w.nonce().await;
+    let mut evidence = w.evidence(&nonce, |_| {});
+    let mut report = B64
+        .decode(evidence["report"].as_str().expect("r"))
+        .expect("b64");
+    report[0x90] ^= 1;
+    evidence["report"] = json!(B64.encode(report));
+    let (status, body) = w.release(&nonce, evidence).await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "report_signature_invalid"))
+    );
+    expected.push("report_signature_invalid");
+
+    // A truncated report.
+    let nonce = w.nonce().await;
+    let mut evidence = w.evidence(&nonce, |_| {});
+    evidence["report"] = json!(B64.encode([0u8; 100]));
+    let (status, body) = w.release(&nonce, evidence).await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "report_malformed"))
+    );
+    expected.push("report_malformed");
+
+    // An ad tech not onboarded for the use case.
+    let stranger = Workload {
+        setup: &setup,
+        tee: RecipientKey::generate(),
+        token: credential(
+            &setup.broker,
+            IssuerKind::Aws,
+            "adtech-2",
+            Duration::from_secs(600),
+        ),
+    };
+    let nonce = stranger.nonce().await;
+    let (status, body) = stranger
+        .release(&nonce, stranger.evidence(&nonce, |_| {}))
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body).0),
+        (403, "PERMISSION_DENIED")
+    );
+    expected.push("PERMISSION_DENIED");
+
+    // Without evidence, when the use case requires it: the GET endpoints.
+    let (status, body) = setup
+        .broker
+        .call(
+            Method::GET,
+            "/v1alpha/encryptionKeys/k-1",
+            Some(&w.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body).0),
+        (403, "ATTESTATION_REQUIRED")
+    );
+    // ... and a release body without evidence is malformed.
+    let nonce = w.nonce().await;
+    let (status, body) = setup
+        .broker
+        .call(
+            Method::POST,
+            "/v1/encryptionKeys:release",
+            Some(&w.token),
+            Some(json!({"nonce": B64.encode(&nonce), "teePublicKey": B64.encode(w.tee.public_key())})),
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body).0),
+        (400, "INVALID_ARGUMENT")
+    );
+    expected.push("INVALID_ARGUMENT");
+
+    // An expired credential: refused before anything else, not audited
+    // (there is no authenticated caller to attribute it to).
+    let expired = credential(
+        &setup.broker,
+        IssuerKind::Aws,
+        "adtech-1",
+        Duration::from_secs(60),
+    );
+    setup.broker.clock.advance(Duration::from_secs(3600));
+    let (status, body) = setup
+        .broker
+        .call(
+            Method::POST,
+            "/v1/attestation/challenge",
+            Some(&expired),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body).0),
+        (401, "UNAUTHENTICATED")
+    );
+
+    let refused: Vec<String> = setup
+        .broker
+        .audit_of_kind("keys.release_refused")
+        .await
+        .iter()
+        .map(|e| {
+            e["details"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(refused, expected);
+    // Refusals after verification carry the attested claims.
+    let first = &setup.broker.audit_of_kind("keys.release_refused").await[0];
+    assert_eq!(first["details"]["claims"]["measurement"], hex(&[0x22; 48]));
+    let metrics = setup.broker.state.metrics.render();
+    assert!(
+        metrics.contains(r#"keyferry_attestation_failures_total{reason="debug_not_allowed"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_root_is_trusted_only_when_configured() {
+    let Some(setup) = setup(Db::Sqlite).await else {
+        return;
+    };
+    // A second broker without the extra root refuses the same evidence.
+    let plain = Broker::start(Db::Sqlite, |c| {
+        c.clouds.aws = Some(CloudConfig::with_kek("local-kek://aws-splits"));
+    })
+    .await
+    .expect("broker");
+    let now = plain.state.now_ms();
+    plain
+        .state
+        .store
+        .insert_adtech(&AdTech {
+            id: "adtech-1".into(),
+            name: "x".into(),
+            sites: vec![],
+            use_cases: vec![USE_CASE.into()],
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("adtech");
+    let w = Workload {
+        setup: &setup,
+        tee: RecipientKey::generate(),
+        token: credential(
+            &plain,
+            IssuerKind::Aws,
+            "adtech-1",
+            Duration::from_secs(600),
+        ),
+    };
+    let (status, body) = plain
+        .call(
+            Method::POST,
+            "/v1/attestation/challenge",
+            Some(&w.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let nonce = B64.decode(body["nonce"].as_str().expect("n")).expect("b64");
+    let evidence = w.evidence(&nonce, |_| {});
+    let (status, body) = plain
+        .call(
+            Method::POST,
+            "/v1/encryptionKeys:release",
+            Some(&w.token),
+            Some(json!({"nonce": B64.encode(&nonce), "teePublicKey": B64.encode(w.tee.public_key()), "evidence": evidence})),
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "ark_not_trusted"))
+    );
+}

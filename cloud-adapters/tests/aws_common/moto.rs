@@ -1,0 +1,94 @@
+//! A moto server (AWS KMS and STS emulator) per test, killed when dropped.
+//! Only processes and ports here, so that other crates' tests can include
+//! this file with `#[path]`.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The venv holding `moto_server` and `boto3`: the first of
+/// `<crate>/../.venv`, `$KEYFERRY_VENV`, `<crate>/.venv` that has one.
+pub fn venv() -> Option<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        Some(manifest.join("../.venv")),
+        std::env::var_os("KEYFERRY_VENV").map(PathBuf::from),
+        Some(manifest.join(".venv")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|v| v.join("bin/moto_server").is_file())
+}
+
+/// A moto server on a free loopback port, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub venv: PathBuf,
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` after printing why the test is
+    /// skipped. Under `CI=true` a missing moto fails the test instead.
+    pub fn start() -> Option<Moto> {
+        let Some(venv) = venv() else {
+            let why = "moto_server not found in ../.venv, $KEYFERRY_VENV or ./.venv \
+                       (python3 -m venv .venv && .venv/bin/pip install 'moto[server]' boto3)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true and {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        };
+        let port = free_port();
+        let child = Command::new(venv.join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            venv,
+        };
+        wait_until_answers(port, Duration::from_secs(20));
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Polls with a plain HTTP request until moto answers.
+fn wait_until_answers(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 12];
+            if s.write_all(b"GET /moto-api/ HTTP/1.0\r\n\r\n").is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && buf.starts_with(b"HTTP/1.")
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("moto_server did not answer on port {port} within {limit:?}");
+}
