@@ -268,3 +268,141 @@ async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
         }
     }
 }
+
+/// The public SNP vectors beside the repository, or `None` (skip) outside CI.
+fn snp_vectors() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/vectors/snp"
+    ));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !keyferry::testing::in_ci(),
+        "CI=true and the SNP vectors are missing at {}",
+        dir.display()
+    );
+    eprintln!("SKIPPED: no SNP vectors at {}", dir.display());
+    None
+}
+
+#[test]
+fn attest_verify_prints_the_claims_or_the_refusal_reason() {
+    let Some(v) = snp_vectors() else { return };
+    let verify = |report: &std::path::Path, extra: &[&str]| {
+        let out = keyferry()
+            .args(["attest", "verify", "--report"])
+            .arg(report)
+            .arg("--certs")
+            .arg(v.join("trustee/snp/test-vcek.der"))
+            .arg(v.join("virtee-sev/builtin/milan_ask.pem"))
+            .arg(v.join("virtee-sev/builtin/milan_ark.pem"))
+            .args(["--at", "2025-11-20T00:00:00Z"])
+            .args(extra)
+            .output()
+            .expect("run");
+        let stdout: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), stdout)
+    };
+    let report = v.join("trustee/snp/test-report.bin");
+    let (code, claims) = verify(&report, &[]);
+    assert_eq!(code, Some(0), "{claims}");
+    assert_eq!(
+        claims["measurement"],
+        "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
+    );
+
+    // One flipped bit in the signed part.
+    let dir = tempfile::tempdir().expect("dir");
+    let mut bytes = std::fs::read(&report).expect("report");
+    bytes[0x90] ^= 0x01;
+    let flipped = dir.path().join("flipped.bin");
+    std::fs::write(&flipped, &bytes).expect("write");
+    let (code, refusal) = verify(&flipped, &[]);
+    assert_eq!(
+        (code, refusal["reason"].as_str()),
+        (Some(1), Some("report_signature_invalid"))
+    );
+
+    // A policy that allows another measurement.
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        format!("{{\"measurements\": [\"{}\"]}}", "00".repeat(48)),
+    )
+    .expect("write");
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let (code, refusal) = verify(&report, &["--policy", &policy_arg]);
+    assert_eq!(
+        (code, refusal["reason"].as_str()),
+        (Some(1), Some("measurement_not_allowed"))
+    );
+
+    // Today, not at the vector's date: still valid (a VCEK), but a wrong
+    // report_data binding is refused.
+    let (code, refusal) = verify(&report, &["--report-data", &"00".repeat(64)]);
+    assert_eq!(
+        (code, refusal["reason"].as_str()),
+        (Some(1), Some("report_data_mismatch"))
+    );
+
+    // Bad usage: exit 2.
+    let (code, _) = verify(&dir.path().join("missing.bin"), &[]);
+    assert_eq!(code, Some(2));
+    let (code, _) = verify(&report, &["--report-data", "abc"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn attest_verify_reads_an_azure_vtpm_hcl_report() {
+    let Some(v) = snp_vectors() else { return };
+    let out = keyferry()
+        .args(["attest", "verify", "--format", "azure-hcl", "--report"])
+        .arg(v.join("trustee/az-snp-vtpm/hcl-report.bin"))
+        .arg("--certs")
+        .arg(v.join("trustee/az-snp-vtpm/vcek.pem"))
+        .args(["--at", "2025-11-20T00:00:00Z"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        claims["measurement"],
+        "9ac48fcac8a2d88aeeff8d427ad4f2be0e3917c748a18bdf52cc317e7fe20308b459d5ef1a12e0c22944eb386d17c315"
+    );
+}
+
+#[test]
+fn demo_runs_the_whole_flow_with_nothing_but_the_binary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = keyferry()
+        .arg("demo")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "coordinator A (Type-1)",
+        "published after B's signed acknowledgement",
+        "recombined 2 keys",
+        "decrypted: {\"conversion\": \"purchase\", \"value\": 42}",
+        "keys.released",
+        "demo complete",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    // It cleans up after itself: nothing is left in the working directory.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::process::Output;
+
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -20,6 +22,7 @@ use serde_json::{Value, json};
 struct Member {
     name: &'static str,
     pair: Ed25519KeyPair,
+    pkcs8: Vec<u8>,
 }
 
 impl Member {
@@ -28,7 +31,16 @@ impl Member {
         Member {
             name,
             pair: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair"),
+            pkcs8: pkcs8.as_ref().to_vec(),
         }
+    }
+
+    /// The private key as the PEM file a member keeps.
+    fn pem_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join(format!("{}.pem", self.name));
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8.clone()));
+        std::fs::write(&path, pem).expect("write key");
+        path
     }
 
     fn public(&self) -> String {
@@ -62,7 +74,7 @@ async fn governed(db: Db) -> Option<(Broker, Vec<Member>)> {
     Some((broker, members))
 }
 
-fn policy() -> Value {
+fn policy_json() -> Value {
     json!({
         "measurements": ["a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"],
         "allow_debug": false
@@ -97,7 +109,7 @@ async fn the_mth_ballot_applies_a_release_policy_and_not_before(db: Db) {
     };
     let proposal = propose(
         &broker,
-        json!({"kind": "release_policy", "useCase": "aggregation-service", "policy": policy()}),
+        json!({"kind": "release_policy", "useCase": "aggregation-service", "policy": policy_json()}),
     )
     .await;
     let id = proposal["id"].as_str().expect("id");
@@ -131,7 +143,7 @@ async fn the_mth_ballot_applies_a_release_policy_and_not_before(db: Db) {
         .expect("policy in force");
     assert_eq!(in_force.proposal_id, id);
     let stored: Value = serde_json::from_str(&in_force.policy).expect("json");
-    assert_eq!(stored, policy());
+    assert_eq!(stored, policy_json());
 
     // A ballot after application is refused: the proposal is closed.
     let (status, body) = ballot(&broker, id, "carol", &members[2].sign(digest)).await;
@@ -336,7 +348,7 @@ async fn proposals_are_validated_and_need_an_operator() {
     assert_eq!(status, 401);
     for (change, field) in [
         (
-            json!({"kind": "release_policy", "useCase": "", "policy": policy()}),
+            json!({"kind": "release_policy", "useCase": "", "policy": policy_json()}),
             "change.useCase",
         ),
         (
@@ -377,4 +389,99 @@ async fn proposals_are_validated_and_need_an_operator() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// `keyferry gov ARGS` against `broker`, off the async threads.
+async fn gov(broker: &Broker, args: Vec<String>) -> Output {
+    let mut cmd = common::process::keyferry();
+    cmd.arg("gov")
+        .args(args)
+        .arg("--server")
+        .arg(&broker.base)
+        .arg("--token-file")
+        .arg(broker.dir.path().join("admin-token"));
+    tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_approve_with_keyferry_gov_and_their_pem_keys() {
+    let Some((broker, members)) = governed(Db::Sqlite).await else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("dir");
+    let policy = keys.path().join("policy.json");
+    std::fs::write(&policy, policy_json().to_string()).expect("policy");
+    let out = gov(
+        &broker,
+        strings(&[
+            "propose",
+            "release-policy",
+            &policy.to_string_lossy(),
+            "--use-case",
+            "aggregation-service",
+            "--json",
+        ]),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proposal: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = proposal["id"].as_str().expect("id").to_owned();
+
+    let approve = |member: &Member, key: &std::path::Path| {
+        strings(&[
+            "approve",
+            &id,
+            "--member",
+            member.name,
+            "--key",
+            &key.to_string_lossy(),
+        ])
+    };
+    // A key that is not the member's: refused, exit 1, nothing counted.
+    let out = gov(
+        &broker,
+        approve(&members[0], &members[1].pem_file(keys.path())),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ballot_signature_invalid"));
+
+    let out = gov(
+        &broker,
+        approve(&members[0], &members[0].pem_file(keys.path())),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 2 approvals, open"));
+    let out = gov(
+        &broker,
+        approve(&members[1], &members[1].pem_file(keys.path())),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 of 2 approvals, applied"));
+    assert!(
+        broker
+            .state
+            .store
+            .release_policy("aggregation-service")
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let out = gov(&broker, strings(&["list", "--status", "applied"])).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
 }

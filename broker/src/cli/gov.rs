@@ -27,10 +27,8 @@ pub(crate) struct GovArgs {
 #[derive(Debug, Subcommand)]
 enum GovCommand {
     /// Propose a change; prints the proposal id and the digest members sign.
-    Propose {
-        #[command(flatten)]
-        change: ChangeArgs,
-    },
+    #[command(subcommand)]
+    Propose(ProposeCommand),
     /// Approve a proposal: check its digest, sign it with a member key
     /// (Ed25519 PKCS#8 PEM, e.g. `openssl genpkey -algorithm ed25519`), send
     /// the ballot.
@@ -59,28 +57,35 @@ enum GovCommand {
     Members,
 }
 
-/// Exactly one change per proposal.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-struct ChangeArgs {
-    /// A release policy (JSON file) for `--use-case`.
-    #[arg(long, requires = "use_case")]
-    release_policy: Option<PathBuf>,
-    /// The use case of `--release-policy`.
-    #[arg(long, requires = "release_policy")]
-    use_case: Option<String>,
-    /// Add a member named NAME with `--public-key`.
-    #[arg(long, requires = "public_key", value_name = "NAME")]
-    add_member: Option<String>,
-    /// The new member's Ed25519 public key (PEM or base64 file).
-    #[arg(long, requires = "add_member")]
-    public_key: Option<PathBuf>,
+/// One change per proposal.
+#[derive(Debug, Subcommand)]
+enum ProposeCommand {
+    /// A release policy (JSON file) for a use case.
+    ReleasePolicy {
+        /// The policy document.
+        file: PathBuf,
+        /// The use case it governs.
+        #[arg(long)]
+        use_case: String,
+    },
+    /// Add a member.
+    AddMember {
+        /// The new member's name.
+        name: String,
+        /// Their Ed25519 public key (PEM, or a file with base64 of the 32 bytes).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
     /// Remove a member.
-    #[arg(long, value_name = "NAME")]
-    remove_member: Option<String>,
+    RemoveMember {
+        /// The member's name.
+        name: String,
+    },
     /// Set the threshold M.
-    #[arg(long, value_name = "M")]
-    threshold: Option<u32>,
+    Threshold {
+        /// The new M.
+        m: u32,
+    },
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
@@ -88,25 +93,24 @@ fn read(path: &Path) -> Result<String, Failure> {
         .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))
 }
 
-impl ChangeArgs {
+impl ProposeCommand {
     fn to_json(&self) -> Result<Value, Failure> {
-        if let (Some(file), Some(use_case)) = (&self.release_policy, &self.use_case) {
-            let policy: Value = serde_json::from_str(&read(file)?)
-                .map_err(|e| Failure(format!("{}: not JSON: {e}", file.display())))?;
-            return Ok(json!({"kind": "release_policy", "useCase": use_case, "policy": policy}));
-        }
-        if let (Some(name), Some(key)) = (&self.add_member, &self.public_key) {
-            let public_key = crate::governance::parse_member_key(&read(key)?)
-                .map_err(|e| Failure(format!("{}: {e}", key.display())))?;
-            return Ok(json!({"kind": "add_member", "name": name, "publicKey": public_key}));
-        }
-        if let Some(name) = &self.remove_member {
-            return Ok(json!({"kind": "remove_member", "name": name}));
-        }
-        if let Some(threshold) = self.threshold {
-            return Ok(json!({"kind": "set_threshold", "threshold": threshold}));
-        }
-        Err(Failure("no change given".into()))
+        Ok(match self {
+            ProposeCommand::ReleasePolicy { file, use_case } => {
+                let policy: Value = serde_json::from_str(&read(file)?)
+                    .map_err(|e| Failure(format!("{}: not JSON: {e}", file.display())))?;
+                json!({"kind": "release_policy", "useCase": use_case, "policy": policy})
+            }
+            ProposeCommand::AddMember { name, public_key } => {
+                let key = crate::governance::parse_member_key(&read(public_key)?)
+                    .map_err(|e| Failure(format!("{}: {e}", public_key.display())))?;
+                json!({"kind": "add_member", "name": name, "publicKey": key})
+            }
+            ProposeCommand::RemoveMember { name } => {
+                json!({"kind": "remove_member", "name": name})
+            }
+            ProposeCommand::Threshold { m } => json!({"kind": "set_threshold", "threshold": m}),
+        })
     }
 }
 
@@ -151,7 +155,7 @@ pub(crate) fn run(args: GovArgs) -> ExitCode {
     } = args;
     block_on_client(connection, |client, json_out| async move {
         match command {
-            GovCommand::Propose { change } => {
+            GovCommand::Propose(change) => {
                 let body = json!({"change": change.to_json()?});
                 let proposal = client
                     .call(Method::POST, "/v1/gov/proposals", Some(body))
