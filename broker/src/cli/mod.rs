@@ -68,9 +68,34 @@ enum Command {
     },
 }
 
+/// The options of the request scenarios.
+#[derive(Debug, clap::Args)]
+struct HttpBench {
+    /// A running broker (public-keys only); default: one started here on loopback.
+    #[arg(long)]
+    target: Option<String>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchScenario {
     /// Audit log: group-committed appends, then proof latency at that size.
+    /// `POST /v1/token` under load.
+    TokenExchange(HttpBench),
+    /// `GET /v1alpha/publicKeys` under load.
+    PublicKeys(HttpBench),
+    /// `GET /v1alpha/encryptionKeys:recent` under load.
+    RecentKeys(HttpBench),
+    /// Challenge and attested release under load.
+    AttestedRelease(HttpBench),
     AuditLog {
         /// Entries to append.
         #[arg(long, default_value_t = 100_000)]
@@ -132,6 +157,42 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a `bench` scenario.
+fn run_bench(scenario: BenchScenario) -> ExitCode {
+    let (kind, args) = match scenario {
+        BenchScenario::TokenExchange(a) => (crate::bench::Scenario::TokenExchange, a),
+        BenchScenario::PublicKeys(a) => (crate::bench::Scenario::PublicKeys, a),
+        BenchScenario::RecentKeys(a) => (crate::bench::Scenario::RecentKeys, a),
+        BenchScenario::AttestedRelease(a) => (crate::bench::Scenario::AttestedRelease, a),
+        BenchScenario::AuditLog {
+            entries,
+            concurrency,
+            storage_url,
+            json,
+        } => {
+            return run_async(|| async move {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let url = storage_url
+                    .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
+                crate::bench::audit_log(&url, entries, concurrency, json)
+                    .await
+                    .map_err(|e| format!("bench: {e:#}"))
+            });
+        }
+    };
+    run_async(|| async move {
+        crate::bench::run_scenario(
+            kind,
+            args.target,
+            args.concurrency.max(1),
+            std::time::Duration::from_secs(args.duration.max(1)),
+            args.json,
+        )
+        .await
+        .map_err(|e| format!("bench: {e:#}"))
+    })
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {
@@ -204,39 +265,7 @@ impl Cli {
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }),
-            Command::Bench {
-                scenario:
-                    BenchScenario::AuditLog {
-                        entries,
-                        concurrency,
-                        storage_url,
-                        json,
-                    },
-            } => {
-                let runtime = match tokio::runtime::Runtime::new() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        eprintln!("cannot start the async runtime: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let dir = match tempfile::tempdir() {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("keyferry bench: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let url = storage_url
-                    .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
-                match runtime.block_on(crate::bench::audit_log(&url, entries, concurrency, json)) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("keyferry bench: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
+            Command::Bench { scenario } => run_bench(scenario),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! the local KEKs, the stand-in issuer. The workload side is the real
 //! `workload` crate, configured as a workload would be.
 
-mod dev_issuer;
+pub(crate) mod dev_issuer;
 
 use std::io::Write;
 use std::path::Path;
@@ -177,7 +177,7 @@ pub async fn run(out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     t.step("A stand-in cloud identity issuer (dev only: an OIDC issuer on loopback, trusted as kind aws)");
     let issuer = DevIssuer::start().await.context("demo issuer")?;
     t.line(format!(
-        "issuer {} , workload identity {SUBJECT}",
+        "issuer {}; workload identity {SUBJECT}",
         issuer.url
     ));
 

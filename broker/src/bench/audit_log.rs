@@ -1,26 +1,16 @@
-//! `keyferry bench …`: measurements, not tests (DESIGN §10).
-//!
-//! `audit-log` measures the transparency log in process: append throughput
-//! with group commit (many concurrent appenders, as concurrent requests
-//! are), then inclusion and consistency proof latency at the final size.
+//! `keyferry bench audit-log`: the transparency log in process: append
+//! throughput with group commit (many concurrent appenders, as concurrent
+//! requests are), then inclusion and consistency proof latency at the final
+//! size.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
 
+use super::percentiles;
 use crate::audit::{Audit, AuditEvent, TransparencyLog};
 use crate::storage::Store;
-
-/// Latency percentiles of a sample, in microseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
-    (at(0.50), at(0.99))
-}
 
 /// Runs the audit-log benchmark; prints a report (JSON with `json`).
 pub async fn audit_log(
