@@ -406,3 +406,42 @@ fn demo_runs_the_whole_flow_with_nothing_but_the_binary() {
     // It cleans up after itself: nothing is left in the working directory.
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
+
+#[test]
+fn bench_drives_a_loopback_broker_and_reports_in_json() {
+    let out = keyferry()
+        .args([
+            "bench",
+            "recent-keys",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        report["requests"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(
+        report["ceilingPerSecond"].as_f64().is_some_and(|c| c > 0.0),
+        "{report}"
+    );
+
+    // Scenarios that need an identity the broker trusts refuse a foreign target.
+    let out = keyferry()
+        .args(["bench", "token-exchange", "--target", "http://127.0.0.1:9"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("public-keys only"));
+}
