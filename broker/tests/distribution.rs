@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{Broker, Db};
-use idp::{AccessTokenClaims, IssuerKind};
+use idp::IssuerKind;
 use keyferry::config::{CloudConfig, UseCaseConfig};
-use keyferry::storage::{AdTech, KeyRecord, StoredSplit};
+use keyferry::storage::{KeyRecord, StoredSplit};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -29,25 +29,11 @@ async fn broker(db: Db) -> Option<Broker> {
         c.clouds.gcp = Some(CloudConfig::with_kek("local-kek://gcp-splits"));
     })
     .await?;
-    let now = broker.state.now_ms();
     for (id, use_cases) in [
         ("adtech-1", vec![OPEN, ATTESTED]),
         ("adtech-2", vec![ATTESTED]),
     ] {
-        broker
-            .state
-            .store
-            .insert_adtech(&AdTech {
-                id: id.into(),
-                name: id.into(),
-                sites: vec![],
-                use_cases: use_cases.into_iter().map(str::to_owned).collect(),
-                enabled: true,
-                created_at: now,
-                updated_at: now,
-            })
-            .await
-            .expect("adtech");
+        broker.insert_adtech(id, &use_cases).await;
     }
     Some(broker)
 }
@@ -101,23 +87,7 @@ async fn key(
 }
 
 fn credential(broker: &Broker, adtech: &str, cloud: IssuerKind, scopes: &[&str]) -> String {
-    let issuer = broker.state.issuer.current();
-    let token = issuer
-        .mint_access_token(
-            SystemTime::now(),
-            &AccessTokenClaims {
-                adtech: adtech.into(),
-                client_id: "mapping-1".into(),
-                audience: issuer.issuer().to_owned(),
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                cloud,
-                src_iss: "https://idp.example".into(),
-                src_sub: "workload".into(),
-                ttl: Duration::from_secs(600),
-            },
-        )
-        .expect("mint");
-    token.as_str().to_owned()
+    broker.credential(adtech, cloud, scopes, Duration::from_secs(600))
 }
 
 fn reason(body: &Value) -> &str {

@@ -4,16 +4,16 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use attestation::expected_report_data;
 use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{Broker, Db};
-use idp::{AccessTokenClaims, IssuerKind};
+use idp::IssuerKind;
 use keyferry::config::{CloudConfig, UnwrapMode};
-use keyferry::storage::{AdTech, KeyRecord, StoredSplit};
+use keyferry::storage::{KeyRecord, StoredSplit};
 use keys::RecipientKey;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -51,20 +51,7 @@ async fn setup(db: Db) -> Option<Setup> {
     // Keep the files until the broker has read them (it has, at start).
     drop(files);
     let now = broker.state.now_ms();
-    broker
-        .state
-        .store
-        .insert_adtech(&AdTech {
-            id: "adtech-1".into(),
-            name: "Ad Tech One".into(),
-            sites: vec![],
-            use_cases: vec![USE_CASE.into()],
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .expect("adtech");
+    broker.insert_adtech("adtech-1", &[USE_CASE]).await;
     let state = &broker.state;
     let mut splits = vec![StoredSplit {
         kek_uri: state.storage_kek.kek_uri().to_string(),
@@ -107,24 +94,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn credential(broker: &Broker, cloud: IssuerKind, adtech: &str, ttl: Duration) -> String {
-    let issuer = broker.state.issuer.current();
-    issuer
-        .mint_access_token(
-            SystemTime::now(),
-            &AccessTokenClaims {
-                adtech: adtech.into(),
-                client_id: "m-1".into(),
-                audience: issuer.issuer().to_owned(),
-                scopes: vec!["keys:read".into(), "keys:release".into()],
-                cloud,
-                src_iss: "https://idp.example".into(),
-                src_sub: "workload-1".into(),
-                ttl,
-            },
-        )
-        .expect("mint")
-        .as_str()
-        .to_owned()
+    broker.credential(adtech, cloud, &["keys:read", "keys:release"], ttl)
 }
 
 /// A workload: its TEE key and its credential.
@@ -474,21 +444,7 @@ async fn the_simulated_root_is_trusted_only_when_configured() {
     })
     .await
     .expect("broker");
-    let now = plain.state.now_ms();
-    plain
-        .state
-        .store
-        .insert_adtech(&AdTech {
-            id: "adtech-1".into(),
-            name: "x".into(),
-            sites: vec![],
-            use_cases: vec![USE_CASE.into()],
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .expect("adtech");
+    plain.insert_adtech("adtech-1", &[USE_CASE]).await;
     let w = Workload {
         setup: &setup,
         tee: RecipientKey::generate(),

@@ -119,6 +119,53 @@ impl Broker {
             .await
     }
 
+    /// Onboards ad tech `id` for `use_cases` straight into the store.
+    pub async fn insert_adtech(&self, id: &str, use_cases: &[&str]) {
+        let now = self.state.now_ms();
+        self.state
+            .store
+            .insert_adtech(&keyferry::storage::AdTech {
+                id: id.into(),
+                name: id.into(),
+                sites: vec![],
+                use_cases: use_cases.iter().map(|u| (*u).to_owned()).collect(),
+                enabled: true,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .expect("adtech");
+    }
+
+    /// A federated credential of this broker for ad tech `adtech` in
+    /// `cloud`, as `POST /v1/token` would issue it.
+    pub fn credential(
+        &self,
+        adtech: &str,
+        cloud: idp::IssuerKind,
+        scopes: &[&str],
+        ttl: std::time::Duration,
+    ) -> String {
+        let issuer = self.state.issuer.current();
+        issuer
+            .mint_access_token(
+                std::time::SystemTime::now(),
+                &idp::AccessTokenClaims {
+                    adtech: adtech.into(),
+                    client_id: "mapping-1".into(),
+                    audience: issuer.issuer().to_owned(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    cloud,
+                    src_iss: "https://idp.example".into(),
+                    src_sub: "workload-1".into(),
+                    ttl,
+                },
+            )
+            .expect("mint")
+            .as_str()
+            .to_owned()
+    }
+
     /// Every audit entry, parsed, oldest first.
     pub async fn audit_events(&self) -> Vec<Value> {
         let store = &self.state.store;
