@@ -387,14 +387,16 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     );
     expected.push("INVALID_ARGUMENT");
 
-    // An expired credential: refused before anything else, not audited
-    // (there is no authenticated caller to attribute it to).
+    // An expired credential: refused before anything else. At the release
+    // endpoint the refusal is audited too, with no ad tech to name.
     let expired = credential(
         &setup.broker,
         IssuerKind::Aws,
         "adtech-1",
         Duration::from_secs(60),
     );
+    let nonce = w.nonce().await;
+    let evidence = w.evidence(&nonce, |_| {});
     setup.broker.clock.advance(Duration::from_secs(3600));
     let (status, body) = setup
         .broker
@@ -409,6 +411,20 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         (status, attestation_reason(&body).0),
         (401, "UNAUTHENTICATED")
     );
+    let (status, body) = setup
+        .broker
+        .call(
+            Method::POST,
+            "/v1/encryptionKeys:release",
+            Some(&expired),
+            Some(json!({"nonce": B64.encode(&nonce), "teePublicKey": B64.encode(w.tee.public_key()), "evidence": evidence})),
+        )
+        .await;
+    assert_eq!(
+        (status, attestation_reason(&body).0),
+        (401, "UNAUTHENTICATED")
+    );
+    expected.push("UNAUTHENTICATED");
 
     let refused: Vec<String> = setup
         .broker

@@ -17,6 +17,7 @@ use attestation::{
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -29,7 +30,7 @@ use super::challenge::NONCE_LEN;
 use super::encryption_key::{EncryptionKey, OwnMaterial, encryption_key};
 use crate::audit::AuditEvent;
 use crate::config::{Config, UnwrapMode};
-use crate::federation::{Caller, KeysRelease};
+use crate::federation::{Caller, CredentialError, KeysRelease};
 use crate::state::AppState;
 use crate::storage::{KeyRecord, NonceOutcome};
 
@@ -177,12 +178,35 @@ fn decode_32(field: &str, value: &str) -> Result<[u8; 32], KeyApiError> {
 /// `POST /v1/encryptionKeys:release`
 pub(super) async fn release(
     State(state): State<AppState>,
-    caller: Caller<KeysRelease>,
+    caller: Result<Caller<KeysRelease>, CredentialError>,
     body: Bytes,
+) -> Response {
+    match caller {
+        Ok(caller) => release_for(&state, &caller, &body).await.into_response(),
+        // A refused credential is a refused release too: audited (with no
+        // ad tech to attribute it to), then answered as the extractor would.
+        Err(rejection) => {
+            let event = AuditEvent::new(
+                "keys.release_refused",
+                "unauthenticated",
+                json!({"reason": rejection.reason(), "message": rejection.message()}),
+            );
+            if let Err(e) = state.audit.record(state.now_ms(), event).await {
+                return KeyApiError::from(e).into_response();
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+async fn release_for(
+    state: &AppState,
+    caller: &Caller<KeysRelease>,
+    body: &[u8],
 ) -> Result<Json<Value>, KeyApiError> {
     let credential = &caller.credential;
     let actor = format!("adtech:{}", credential.adtech());
-    match release_checked(&state, credential, &body).await {
+    match release_checked(state, credential, body).await {
         Ok((grant, keys, claims, documents)) => {
             let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
             let event = AuditEvent::new(

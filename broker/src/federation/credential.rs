@@ -56,6 +56,16 @@ pub struct CredentialError {
 }
 
 impl CredentialError {
+    /// The stable reason: `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// What was wrong with the credential (never the credential itself).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn unauthenticated(message: impl Into<String>) -> Self {
         CredentialError {
             status: StatusCode::UNAUTHORIZED,
