@@ -495,3 +495,48 @@ async fn the_simulated_root_is_trusted_only_when_configured() {
         (403, ("ATTESTATION_FAILED", "ark_not_trusted"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_are_rate_limited_per_workload_identity() {
+    let Some(broker) = Broker::start(Db::Sqlite, |c| {
+        c.attestation.challenges_per_minute = 2;
+        c.clouds.aws = Some(CloudConfig::with_kek("local-kek://aws-splits"));
+    })
+    .await
+    else {
+        return;
+    };
+    broker.insert_adtech("adtech-1", &[USE_CASE]).await;
+    let token = credential(
+        &broker,
+        IssuerKind::Aws,
+        "adtech-1",
+        Duration::from_secs(600),
+    );
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        let (status, body) = broker
+            .call(
+                Method::POST,
+                "/v1/attestation/challenge",
+                Some(&token),
+                None,
+            )
+            .await;
+        statuses.push(status);
+        last = body;
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(attestation_reason(&last).0, "RESOURCE_EXHAUSTED");
+    // Nonces were stored only for the admitted challenges.
+    assert_eq!(
+        broker
+            .state
+            .store
+            .purge_expired_nonces(i64::MAX)
+            .await
+            .expect("purge"),
+        2
+    );
+}

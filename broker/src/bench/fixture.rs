@@ -60,6 +60,7 @@ impl Fixture {
         config.server.listen = "127.0.0.1:0".parse()?;
         // One identity drives all the load: no per-identity limit here.
         config.federation.rate_limit_per_minute = u32::MAX;
+        config.attestation.challenges_per_minute = u32::MAX;
         config.use_cases[0].release_policy = Some(policy);
         let mut open = UseCaseConfig::aggregation_service();
         open.name = OPEN_USE_CASE.into();

@@ -510,11 +510,24 @@ pub enum UnwrapMode {
 }
 
 /// `[attestation]`
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttestationConfig {
     /// Extra ARK certificates to trust (dev only: simulated attesters).
     pub extra_roots: Vec<PathBuf>,
+    /// Challenge nonces one workload identity may ask for per minute, per
+    /// instance: each is a database write, so a credential holder must not
+    /// be able to make them without bound.
+    pub challenges_per_minute: u32,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            extra_roots: Vec::new(),
+            challenges_per_minute: 600,
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {

@@ -22,8 +22,9 @@ pub(super) const NONCE_LEN: usize = 32;
 /// `POST /v1/attestation/challenge`
 pub(super) async fn challenge(
     State(state): State<AppState>,
-    _caller: Caller<KeysRelease>,
+    caller: Caller<KeysRelease>,
 ) -> Result<Json<Value>, KeyApiError> {
+    state.release.admit_challenge(&caller.credential)?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let expires_at = state.now_ms() + NONCE_LIFETIME_SECS * 1000;

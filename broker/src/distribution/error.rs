@@ -39,6 +39,10 @@ pub enum KeyApiError {
     /// The workload's cloud has no KEK on this coordinator.
     #[error("cloud `{0}` is not enabled on this coordinator")]
     CloudNotEnabled(String),
+    /// Too many challenges for this workload identity; retry after the
+    /// given number of seconds.
+    #[error("too many challenges for this workload; retry in {0} s")]
+    RateLimited(u64),
     /// A dependency (database, KMS) failed; the detail is logged, not sent.
     #[error("the coordinator cannot serve keys right now")]
     Unavailable(String),
@@ -59,6 +63,7 @@ impl KeyApiError {
             KeyApiError::AttestationRequired(_) => (StatusCode::FORBIDDEN, "ATTESTATION_REQUIRED"),
             KeyApiError::AttestationFailed { .. } => (StatusCode::FORBIDDEN, "ATTESTATION_FAILED"),
             KeyApiError::CloudNotEnabled(_) => (StatusCode::FORBIDDEN, "CLOUD_NOT_ENABLED"),
+            KeyApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
             KeyApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         }
     }
@@ -85,6 +90,12 @@ impl IntoResponse for KeyApiError {
             "message": self.to_string(),
             "details": [detail],
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let KeyApiError::RateLimited(secs) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -11,6 +11,9 @@
 
 use std::collections::HashMap;
 
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
 use attestation::{
     Claims, Evidence, EvidenceWire, ReleasePolicy, ReportDataCheck, Verifier, expected_report_data,
 };
@@ -39,12 +42,22 @@ const MAX_KEY_IDS: usize = 100;
 
 /// What attested release needs besides the store: the evidence verifier
 /// (with its chain cache) and the release policies from the configuration.
-#[derive(Debug)]
 pub struct Release {
     verifier: Verifier,
     /// Policies from `use_cases[].release_policy` files, by use case. A
     /// policy governance applied (in the database) takes precedence.
     file_policies: HashMap<String, ReleasePolicy>,
+    /// Challenges per workload identity (source issuer and subject).
+    challenges: DefaultKeyedRateLimiter<(String, String)>,
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release")
+            .field("verifier", &self.verifier)
+            .field("file_policies", &self.file_policies.keys())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the release state could not be built at start.
@@ -103,9 +116,28 @@ impl Release {
                 file_policies.insert(use_case.name.clone(), policy);
             }
         }
+        let per_minute = std::num::NonZeroU32::new(config.attestation.challenges_per_minute)
+            .unwrap_or(std::num::NonZeroU32::MIN);
         Ok(Release {
             verifier,
             file_policies,
+            challenges: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        })
+    }
+
+    /// Admits one challenge for the credential's workload identity, or says
+    /// how long to wait.
+    pub(super) fn admit_challenge(
+        &self,
+        credential: &idp::VerifiedCredential,
+    ) -> Result<(), KeyApiError> {
+        let key = (
+            credential.src_iss().to_owned(),
+            credential.src_sub().to_owned(),
+        );
+        self.challenges.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            KeyApiError::RateLimited((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
         })
     }
 
