@@ -10,29 +10,11 @@ const KEY: &str = "projects/p/locations/global/keyRings/splits/cryptoKeys/gcp-sp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
-    keyferry::server::install_crypto_provider();
     let double = KmsDouble::start().await.expect("double");
     double.create_key(KEY);
     double.grant(KEY, "coordinator-a");
     double.issue_token("dev-token", "coordinator-a");
-
-    let dir = tempfile::tempdir().expect("dir");
-    let mut config = Config::dev_default();
-    config.data_dir = dir.path().to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let mut gcp = CloudConfig::with_kek(format!("gcp-kms://{KEY}"));
-    gcp.endpoint = Some(double.endpoint().parse().expect("url"));
-    gcp.static_credentials = Some(StaticCredentials {
-        access_token: Some("dev-token".into()),
-        ..Default::default()
-    });
-    config.clouds.gcp = Some(gcp);
-
-    let server = keyferry::server::Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let state = server.state().clone();
-    let handle = server.handle();
-    tokio::spawn(server.run());
+    let (state, base, handle, dir) = broker_with_gcp(&double).await;
 
     let client = reqwest::Client::new();
     let ready: serde_json::Value = client

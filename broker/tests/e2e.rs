@@ -45,10 +45,6 @@ const ADTECH: &str = "adtech-e2e";
 const MEASUREMENT: [u8; 48] = [0x5e; 48];
 const REGION: &str = "eu-west-3";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Everything the brokers and the workload log, for the secrets check.
 #[derive(Clone, Default)]
 struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
@@ -95,23 +91,6 @@ impl CapturedLogs {
 
 fn python(moto: &Moto) -> PathBuf {
     moto.venv.join("bin/python")
-}
-
-fn create_aws_key(moto: &Moto) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/kms_interop.py");
-    let out = std::process::Command::new(python(moto))
-        .args([script, &moto.endpoint, REGION, "-", "create-key"])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
 }
 
 /// Google Tink encrypts `plaintext` to the Tink JSON public keyset.
@@ -173,7 +152,10 @@ const GCP_KEYS: [&str; 2] = [
 
 async fn kms(dir: &Path) -> Option<Kms> {
     let moto = Moto::start()?;
-    let aws_keys = [create_aws_key(&moto), create_aws_key(&moto)];
+    let aws_keys = [
+        moto.create_key_with_boto3(REGION),
+        moto.create_key_with_boto3(REGION),
+    ];
     let gcp = KmsDouble::start().await.expect("gcp double");
     for (key, principal) in GCP_KEYS.iter().zip(["coordinator-a", "coordinator-b"]) {
         gcp.create_key(key);
@@ -379,7 +361,7 @@ measurement = "{measurement}"
         b = urls.1,
         token = token_file.display(),
         ca = files.join("simulated-amd.pem").display(),
-        measurement = hex(&MEASUREMENT),
+        measurement = hex::encode(MEASUREMENT),
     );
     text
 }
@@ -420,7 +402,7 @@ async fn workloads_in_three_clouds_recombine_and_decrypt_what_tink_encrypted() {
     .expect("ca");
     std::fs::write(
         files.join("policy.json"),
-        json!({"measurements": [hex(&MEASUREMENT)]}).to_string(),
+        json!({"measurements": [hex::encode(MEASUREMENT)]}).to_string(),
     )
     .expect("policy");
 
@@ -609,7 +591,7 @@ async fn workloads_in_three_clouds_recombine_and_decrypt_what_tink_encrypted() {
         assert_eq!(clouds, ["aws", "gcp", "gcp", "azure"]);
         assert_eq!(
             released[0]["details"]["claims"]["measurement"],
-            hex(&MEASUREMENT)
+            hex::encode(MEASUREMENT)
         );
         assert_eq!(released[1]["details"]["unwrap"], "broker");
         assert_eq!(released[3]["details"]["unwrap"], "cloud-kms");
@@ -649,7 +631,7 @@ async fn workloads_in_three_clouds_recombine_and_decrypt_what_tink_encrypted() {
         assert!(!text.contains(token.as_str()), "a subject token was logged");
     }
     for keyset in &private_keysets {
-        for form in [B64.encode(keyset), hex(keyset)] {
+        for form in [B64.encode(keyset), hex::encode(keyset)] {
             assert!(!text.contains(&form), "a private keyset was logged");
         }
     }

@@ -36,7 +36,7 @@ async fn setup(db: Db) -> Option<Setup> {
     let policy = files.path().join("policy.json");
     std::fs::write(
         &policy,
-        json!({"measurements": [hex(&GOOD)], "min_tcb": {"snp": 8}}).to_string(),
+        json!({"measurements": [hex::encode(GOOD)], "min_tcb": {"snp": 8}}).to_string(),
     )
     .expect("write policy");
     let broker = Broker::start(db, |c| {
@@ -87,10 +87,6 @@ async fn setup(db: Db) -> Option<Setup> {
         .await
         .expect("key");
     Some(Setup { broker, chip })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn credential(broker: &Broker, cloud: IssuerKind, adtech: &str, ttl: Duration) -> String {
@@ -226,7 +222,10 @@ async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key(db: Db) {
 
     let released = setup.broker.audit_of_kind("keys.released").await;
     assert_eq!(released.len(), 2);
-    assert_eq!(released[0]["details"]["claims"]["measurement"], hex(&GOOD));
+    assert_eq!(
+        released[0]["details"]["claims"]["measurement"],
+        hex::encode(GOOD)
+    );
     assert_eq!(released[0]["details"]["unwrap"], "cloud-kms");
     assert_eq!(released[1]["details"]["unwrap"], "broker");
 }
@@ -441,7 +440,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     assert_eq!(refused, expected);
     // Refusals after verification carry the attested claims.
     let first = &setup.broker.audit_of_kind("keys.release_refused").await[0];
-    assert_eq!(first["details"]["claims"]["measurement"], hex(&[0x22; 48]));
+    assert_eq!(
+        first["details"]["claims"]["measurement"],
+        hex::encode([0x22; 48])
+    );
     let metrics = setup.broker.state.metrics.render();
     assert!(
         metrics.contains(r#"keyferry_attestation_failures_total{reason="debug_not_allowed"} 1"#),

@@ -16,23 +16,6 @@ use moto::Moto;
 
 const REGION: &str = "eu-west-3";
 
-fn create_key(moto: &Moto) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/kms_interop.py");
-    let out = std::process::Command::new(moto.venv.join("bin/python"))
-        .args([script, &moto.endpoint, REGION, "-", "create-key"])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 struct Running(Child);
 
 impl Drop for Running {
@@ -72,7 +55,7 @@ async fn jwks_kids(base: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storage_kek_can_be_a_cloud_kms_key_reached_with_ambient_credentials() {
     let Some(moto) = Moto::start() else { return };
-    let arn = create_key(&moto);
+    let arn = moto.create_key_with_boto3(REGION);
     let kek = format!("aws-kms://{arn}");
     let data = tempfile::tempdir().expect("dir");
     let env = [
@@ -119,7 +102,7 @@ async fn the_storage_kek_can_be_a_cloud_kms_key_reached_with_ambient_credentials
 #[test]
 fn without_credentials_the_broker_refuses_to_start_and_says_why() {
     let Some(moto) = Moto::start() else { return };
-    let arn = create_key(&moto);
+    let arn = moto.create_key_with_boto3(REGION);
     let data = tempfile::tempdir().expect("dir");
     let out = keyferry()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

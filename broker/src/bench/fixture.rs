@@ -34,10 +34,6 @@ impl Drop for Fixture {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Fixture {
     pub(super) async fn start() -> anyhow::Result<Fixture> {
         crate::server::install_crypto_provider();
@@ -51,7 +47,7 @@ impl Fixture {
         let policy = dir.path().join("policy.json");
         std::fs::write(
             &policy,
-            json!({"measurements": [hex(&MEASUREMENT)]}).to_string(),
+            json!({"measurements": [hex::encode(MEASUREMENT)]}).to_string(),
         )?;
         let issuer = DevIssuer::start().await?;
 

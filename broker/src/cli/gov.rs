@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::client::{Connection, Failure, block_on_client, print_record, print_table, text};
-use crate::governance::{ballot_message, encode_signature, model::hex};
+use crate::governance::{ballot_message, encode_signature};
 
 /// `keyferry gov`.
 #[derive(Debug, Args)]
@@ -138,7 +138,7 @@ fn load_member_key(path: &Path) -> Result<Ed25519KeyPair, Failure> {
 fn checked_digest(proposal: &Value) -> Result<String, Failure> {
     let document = proposal["document"].as_str().unwrap_or_default();
     let digest = proposal["digest"].as_str().unwrap_or_default();
-    let computed = hex(&Sha256::digest(document.as_bytes()));
+    let computed = hex::encode(Sha256::digest(document.as_bytes()));
     if computed != digest || digest.is_empty() {
         return Err(Failure(
             "the server's digest does not match the proposal document; not signing".into(),

@@ -49,10 +49,6 @@ impl Transcript<'_> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// One coordinator's configuration.
 fn coordinator_config(
     dir: &Path,
@@ -166,12 +162,12 @@ pub async fn run(out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     std::fs::write(files.join("simulated-amd.pem"), amd.to_pem()?.as_bytes())?;
     std::fs::write(
         files.join("release-policy.json"),
-        json!({"measurements": [hex(&MEASUREMENT)]}).to_string(),
+        json!({"measurements": [hex::encode(MEASUREMENT)]}).to_string(),
     )?;
     t.line("RSA-4096 ARK and ASK, P-384 VCEK, as AMD's; coordinators trust it via attestation.extra_roots");
     t.line(format!(
         "release policy of {USE_CASE}: measurement {}…",
-        &hex(&MEASUREMENT)[..16]
+        &hex::encode(MEASUREMENT)[..16]
     ));
 
     t.step("A stand-in cloud identity issuer (dev only: an OIDC issuer on loopback, trusted as kind aws)");
@@ -280,7 +276,7 @@ measurement = "{measurement}"
 "#,
         token = token_file.display(),
         ca = files.join("simulated-amd.pem").display(),
-        measurement = hex(&MEASUREMENT),
+        measurement = hex::encode(MEASUREMENT),
     );
     let config = workload::Config::from_toml_str(&workload_toml)?;
     let keys = workload::fetch_once(&config).await?;

@@ -422,7 +422,7 @@ async fn apply(
             let canonical =
                 serde_jcs::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             use sha2::Digest as _;
-            let digest = model::hex(&sha2::Sha256::digest(canonical.as_bytes()));
+            let digest = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
             tx.put_release_policy(&StoredPolicy {
                 use_case: use_case.clone(),
                 policy: canonical,

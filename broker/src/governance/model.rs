@@ -85,7 +85,7 @@ impl ProposalDocument<'_> {
 
     /// Hex SHA-256 of the canonical document: what members sign.
     pub fn digest(&self) -> Result<String, serde_json::Error> {
-        Ok(hex(&Sha256::digest(self.canonical()?.as_bytes())))
+        Ok(hex::encode(Sha256::digest(self.canonical()?.as_bytes())))
     }
 }
 
@@ -94,11 +94,6 @@ pub fn ballot_message(digest: &str) -> Vec<u8> {
     let mut message = BALLOT_CONTEXT.to_vec();
     message.extend_from_slice(digest.as_bytes());
     message
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32

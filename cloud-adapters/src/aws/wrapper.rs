@@ -21,6 +21,30 @@ fn behavior_version() -> BehaviorVersion {
     BehaviorVersion::v2026_01_12()
 }
 
+/// The KMS client every constructor ends with; only the credentials and
+/// their cache differ.
+fn kms_client(
+    region: Region,
+    endpoint: Option<String>,
+    retry: aws_sdk_kms::config::retry::RetryConfig,
+    timeout: aws_sdk_kms::config::timeout::TimeoutConfig,
+    credentials: SharedCredentialsProvider,
+    cache: aws_sdk_kms::config::SharedIdentityCache,
+) -> aws_sdk_kms::Client {
+    let mut kms = aws_sdk_kms::Config::builder()
+        .behavior_version(behavior_version())
+        .region(region)
+        .credentials_provider(credentials)
+        .identity_cache(cache)
+        .retry_config(retry)
+        .timeout_config(timeout)
+        .retry_classifier(TooManyRequests);
+    if let Some(endpoint) = endpoint {
+        kms = kms.endpoint_url(endpoint);
+    }
+    aws_sdk_kms::Client::from_conf(kms.build())
+}
+
 /// A [`KeyWrapper`] over one AWS KMS symmetric key.
 ///
 /// Holds one KMS client (a connection pool; cloning is cheap) and, with
@@ -103,24 +127,21 @@ impl AwsKmsWrapper {
             }
         };
 
-        let mut kms = aws_sdk_kms::Config::builder()
-            .behavior_version(behavior_version())
-            .region(region)
-            .credentials_provider(credentials)
-            // Our provider caches (with a 5 min margin and a single flight);
-            // the SDK's lazy cache in front of it would only add a second
-            // expiry policy to reason about.
-            .identity_cache(IdentityCache::no_cache())
-            .retry_config(retry)
-            .timeout_config(timeout)
-            .retry_classifier(TooManyRequests);
-        if let Some(endpoint) = settings.endpoint {
-            kms = kms.endpoint_url(endpoint);
-        }
+        // Our providers cache (with a 5 min margin and a single flight); the
+        // SDK's lazy cache in front of them would only add a second expiry
+        // policy to reason about.
+        let kms = kms_client(
+            region,
+            settings.endpoint,
+            retry,
+            timeout,
+            credentials,
+            IdentityCache::no_cache(),
+        );
         Ok(Self {
             uri: uri.clone(),
             key_arn: arn.clone(),
-            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            kms,
             sts_exchanges,
         })
     }
@@ -143,21 +164,19 @@ impl AwsKmsWrapper {
             .region(region.clone())
             .build()
             .await;
-        let mut kms = aws_sdk_kms::Config::builder()
-            .behavior_version(behavior_version())
-            .region(region)
-            .credentials_provider(SharedCredentialsProvider::new(chain))
-            .identity_cache(IdentityCache::lazy().build())
-            .retry_config(retry_config(&settings)?)
-            .timeout_config(timeout_config(&settings)?)
-            .retry_classifier(TooManyRequests);
-        if let Some(endpoint) = settings.endpoint {
-            kms = kms.endpoint_url(endpoint);
-        }
+        // The default chain does not cache itself: the SDK's lazy cache does.
+        let kms = kms_client(
+            region,
+            settings.endpoint.clone(),
+            retry_config(&settings)?,
+            timeout_config(&settings)?,
+            SharedCredentialsProvider::new(chain),
+            IdentityCache::lazy().build(),
+        );
         Ok(Self {
             uri: uri.clone(),
             key_arn: arn.clone(),
-            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            kms,
             sts_exchanges: None,
         })
     }

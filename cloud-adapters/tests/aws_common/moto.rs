@@ -61,6 +61,27 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Creates a KMS key in `region` with boto3 (tests/tools/kms_interop.py),
+    /// for tests outside this crate, which have no AWS SDK; returns its ARN.
+    pub fn create_key_with_boto3(&self, region: &str) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/kms_interop.py");
+        let out = Command::new(self.venv.join("bin/python"))
+            .args([script, &self.endpoint, region, "-", "create-key"])
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
