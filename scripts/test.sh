@@ -49,6 +49,20 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "no import cycle between the broker's feature modules"
+python3 scripts/module-graph.py >/dev/null || { python3 scripts/module-graph.py | grep '^cycle'; exit 1; }
+echo "ok"
+
+step "test-only features stay out of the keyferry binary"
+# `idp/test-support` lets tests mint credentials that no subject token backs;
+# only dev-dependencies may enable it (Cargo keeps their features out of
+# normal builds). Fail if a normal dependency ever turns it on.
+if cargo tree -p keyferry -e normal -f '{p} [{f}]' --prefix none | grep -E '^idp .*test-support'; then
+  echo "idp/test-support is enabled in the keyferry binary's dependencies" >&2
+  exit 1
+fi
+echo "ok"
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

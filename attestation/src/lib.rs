@@ -12,7 +12,8 @@
 //! - `chain`: the pinned roots, ARK → ASK/ASVK → VCEK/VLEK signatures, validity periods,
 //!   and the bounded per-chain cache.
 //! - `verifier`: [`Verifier`], the verification steps in order, ending in the proof
-//!   [`VerifiedReport`]; the report-data binding [`expected_report_data`].
+//!   [`VerifiedReport`] when `report_data` equals a [`ReleaseBinding`] (nonce and TEE key),
+//!   or in an [`InspectedReport`] for offline inspection, which releases nothing.
 //! - `policy`: [`ReleasePolicy`] documents and their evaluation into the proof
 //!   [`VerifiedEvidence`].
 //! - `claims`: [`Claims`], what a verified report says, as readable JSON.
@@ -23,12 +24,11 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), attestation::Error> {
-//! use attestation::{Evidence, ReleasePolicy, ReportDataCheck, ReportFormat, Verifier};
+//! use attestation::{Evidence, ReleaseBinding, ReleasePolicy, ReportFormat, Verifier};
 //! # let (report, certs, nonce, tee_key, policy_json) = (vec![], vec![], [0u8; 32], [0u8; 32], "");
 //! let verifier = Verifier::new()?; // AMD roots only
 //! let evidence = Evidence::from_parts(&report, ReportFormat::Raw, certs)?;
-//! let expected = attestation::expected_report_data(&nonce, &tee_key);
-//! let verified = verifier.verify(&evidence, ReportDataCheck::Expect(expected))?;
+//! let verified = verifier.verify(&evidence, &ReleaseBinding::new(&nonce, tee_key))?;
 //! let released = ReleasePolicy::from_json(policy_json)?.evaluate(&verified)?;
 //! println!("{}", serde_json::to_string_pretty(released.claims()).unwrap_or_default());
 //! # Ok(()) }
@@ -49,4 +49,7 @@ pub use error::{Error, Reason};
 pub use evidence::{EVIDENCE_TYPE, Evidence, EvidenceWire, REPORT_LEN, ReportFormat, WireCerts};
 pub use policy::{MinimumTcb, ReleasePolicy, SmtRule, VerifiedEvidence};
 pub use report::{Generation, SigningKey};
-pub use verifier::{ReportDataCheck, VerifiedReport, Verifier, expected_report_data};
+pub use verifier::{
+    InspectedReport, ReleaseBinding, ReportDataCheck, VerifiedReport, Verifier,
+    expected_report_data,
+};

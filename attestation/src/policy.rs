@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claims::{Claims, Tcb};
 use crate::error::{Error, Reason};
-use crate::verifier::VerifiedReport;
+use crate::verifier::{ReleaseBinding, VerifiedReport};
 
 /// Whether the platform may run with SMT (simultaneous multithreading) enabled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,17 +106,47 @@ pub struct ReleasePolicy {
     min_report_version: Option<u32>,
 }
 
-/// Proof that a verified report satisfied a release policy. Only
-/// [`ReleasePolicy::evaluate`] makes one; functions that release keys require it.
+/// Proof that a report verified for a release (its `report_data` bound to a nonce and a TEE
+/// key) satisfied a release policy. Only [`ReleasePolicy::evaluate`] makes one, from a
+/// [`VerifiedReport`]; functions that release keys require it.
+///
+/// An [`crate::InspectedReport`], whose `report_data` may not have been checked, is no
+/// release proof:
+///
+/// ```compile_fail
+/// # use attestation::{Evidence, ReleasePolicy, ReportDataCheck, Verifier};
+/// # fn f(verifier: &Verifier, evidence: &Evidence, policy: &ReleasePolicy) -> Result<(), attestation::Error> {
+/// let inspected = verifier.inspect(evidence, ReportDataCheck::NotChecked)?;
+/// let released = policy.evaluate(&inspected)?; // error: expected `&VerifiedReport`
+/// # Ok(()) }
+/// ```
+///
+/// while the same steps with the binding compile:
+///
+/// ```
+/// # use attestation::{Evidence, ReleaseBinding, ReleasePolicy, Verifier};
+/// # fn f(verifier: &Verifier, evidence: &Evidence, policy: &ReleasePolicy) -> Result<(), attestation::Error> {
+/// let verified = verifier.verify(evidence, &ReleaseBinding::new(&[7; 32], [9; 32]))?;
+/// let released = policy.evaluate(&verified)?;
+/// assert_eq!(released.tee_public_key(), &[9; 32]);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedEvidence {
     claims: Claims,
+    binding: ReleaseBinding,
 }
 
 impl VerifiedEvidence {
     /// The attested claims.
     pub fn claims(&self) -> &Claims {
         &self.claims
+    }
+
+    /// The TEE key the report bound: released material is sealed to this key, never to one
+    /// the request names separately.
+    pub fn tee_public_key(&self) -> &[u8; 32] {
+        self.binding.tee_public_key()
     }
 }
 
@@ -234,15 +264,21 @@ impl ReleasePolicy {
         ReleasePolicy::try_from(doc)
     }
 
-    /// Evaluates the policy on a verified report. Refuses with the first failed rule's reason;
-    /// the report stays with the caller so that a refusal can be audited with its claims.
+    /// Evaluates the policy on a report verified for a release. Refuses with the first failed
+    /// rule's reason; the report stays with the caller so that a refusal can be audited with
+    /// its claims.
     pub fn evaluate(&self, report: &VerifiedReport) -> Result<VerifiedEvidence, Error> {
-        let c = report.claims();
-        self.check(c)?;
-        Ok(VerifiedEvidence { claims: c.clone() })
+        self.check_claims(report.claims())?;
+        Ok(VerifiedEvidence {
+            claims: report.claims().clone(),
+            binding: report.binding().clone(),
+        })
     }
 
-    fn check(&self, c: &Claims) -> Result<(), Error> {
+    /// The policy's rules on `claims`, with no proof made: for offline inspection and dry
+    /// runs (`keyferry attest verify --policy`). The same rules, in the same order, as
+    /// [`ReleasePolicy::evaluate`].
+    pub fn check_claims(&self, c: &Claims) -> Result<(), Error> {
         if let Some(min) = self.min_report_version
             && c.version < min
         {

@@ -21,25 +21,77 @@ pub fn expected_report_data(nonce: &[u8], tee_public_key: &[u8]) -> [u8; 64] {
     h.finalize().into()
 }
 
-/// What the verifier does with `report_data`.
+/// The binding a key release requires: `report_data` = SHA-512(nonce ‖ teePublicKey)
+/// (DESIGN §5.3). A [`VerifiedReport`] keeps it, so that whatever is released on the strength
+/// of the report can only be sealed to the TEE key the report names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseBinding {
+    tee_public_key: [u8; 32],
+    report_data: [u8; 64],
+}
+
+impl ReleaseBinding {
+    /// The binding of a challenge `nonce` and the guest's X25519 `tee_public_key`.
+    pub fn new(nonce: &[u8], tee_public_key: [u8; 32]) -> Self {
+        ReleaseBinding {
+            report_data: expected_report_data(nonce, &tee_public_key),
+            tee_public_key,
+        }
+    }
+
+    /// The TEE key the report binds: the only key released material may be sealed to.
+    pub fn tee_public_key(&self) -> &[u8; 32] {
+        &self.tee_public_key
+    }
+
+    /// The 64 bytes the report's `report_data` must equal.
+    pub fn report_data(&self) -> &[u8; 64] {
+        &self.report_data
+    }
+}
+
+/// What [`Verifier::inspect`] does with `report_data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportDataCheck {
-    /// Require exactly these 64 bytes (see [`expected_report_data`]).
+    /// Require exactly these 64 bytes.
     Expect([u8; 64]),
     /// **DANGER: no freshness and no key binding.** The report may be a replay of one made
     /// for anyone, years ago. Only for offline inspection (`keyferry attest verify` without
-    /// `--report-data`); never use it to release anything.
+    /// `--report-data`); an inspected report can never release anything.
     NotChecked,
 }
 
-/// Proof that a report was verified: the chain up to a pinned root, validity periods, the
-/// VCEK/VLEK bindings, the signature and `report_data`. Only [`Verifier::verify`] makes one.
+/// Proof that a report was verified *for a release*: the chain up to a pinned root, validity
+/// periods, the VCEK/VLEK bindings, the signature, and `report_data` equal to a
+/// [`ReleaseBinding`]. Only [`Verifier::verify`] makes one; only it can be evaluated into a
+/// [`crate::VerifiedEvidence`].
 #[derive(Clone, Debug)]
 pub struct VerifiedReport {
     claims: Claims,
+    binding: ReleaseBinding,
 }
 
 impl VerifiedReport {
+    /// The attested claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The binding `report_data` was checked against.
+    pub fn binding(&self) -> &ReleaseBinding {
+        &self.binding
+    }
+}
+
+/// A report checked like a [`VerifiedReport`] except, perhaps, for `report_data`
+/// ([`ReportDataCheck`]): what offline inspection and policy dry runs read. It proves nothing
+/// about freshness or the guest's key, so no release can be made from it.
+#[derive(Clone, Debug)]
+pub struct InspectedReport {
+    claims: Claims,
+}
+
+impl InspectedReport {
     /// The attested claims.
     pub fn claims(&self) -> &Claims {
         &self.claims
@@ -71,29 +123,69 @@ impl Verifier {
         })
     }
 
-    /// Verifies `evidence` now. See [`Verifier::verify_at`].
+    /// Verifies `evidence` for a release now. See [`Verifier::verify_at`].
     pub fn verify(
         &self,
         evidence: &Evidence,
-        report_data: ReportDataCheck,
+        binding: &ReleaseBinding,
     ) -> Result<VerifiedReport, Error> {
-        self.verify_at(evidence, report_data, SystemTime::now())
+        self.verify_at(evidence, binding, SystemTime::now())
     }
 
-    /// Verifies `evidence` with certificate validity judged at `at` (tests and offline checks
-    /// of old evidence). Steps, each with its own refusal reason:
+    /// Verifies `evidence` for a release with certificate validity judged at `at`: every
+    /// step of [`Verifier::inspect_at`], with `report_data` required to equal `binding`.
+    pub fn verify_at(
+        &self,
+        evidence: &Evidence,
+        binding: &ReleaseBinding,
+        at: SystemTime,
+    ) -> Result<VerifiedReport, Error> {
+        let claims = self.check(evidence, Some(binding.report_data()), at)?;
+        Ok(VerifiedReport {
+            claims,
+            binding: binding.clone(),
+        })
+    }
+
+    /// Inspects `evidence` now. See [`Verifier::inspect_at`].
+    pub fn inspect(
+        &self,
+        evidence: &Evidence,
+        report_data: ReportDataCheck,
+    ) -> Result<InspectedReport, Error> {
+        self.inspect_at(evidence, report_data, SystemTime::now())
+    }
+
+    /// Checks `evidence` with certificate validity judged at `at` (tests and offline checks
+    /// of old evidence), `report_data` as `report_data` says. Steps, each with its own
+    /// refusal reason:
     /// 1. the report: length, version 2/3/5, ECDSA P-384/SHA-384, generation, signing-key field;
     /// 2. the chain: presented ARK pinned, ASK/ASVK signed by it, VEK signed by the ASK/ASVK
     ///    (cached per chain), validity periods at `at` (never cached);
     /// 3. the VEK bindings: signing-key field matches the VEK kind, a VCEK needs an unmasked
     ///    chip id equal to its hwID, TCB extensions equal `reported_tcb`;
     /// 4. the report signature (always checked), then `report_data`.
-    pub fn verify_at(
+    pub fn inspect_at(
         &self,
         evidence: &Evidence,
         report_data: ReportDataCheck,
         at: SystemTime,
-    ) -> Result<VerifiedReport, Error> {
+    ) -> Result<InspectedReport, Error> {
+        let expected = match &report_data {
+            ReportDataCheck::Expect(expected) => Some(expected),
+            ReportDataCheck::NotChecked => None,
+        };
+        let claims = self.check(evidence, expected, at)?;
+        Ok(InspectedReport { claims })
+    }
+
+    /// The steps of [`Verifier::inspect_at`]; the attested claims.
+    fn check(
+        &self,
+        evidence: &Evidence,
+        report_data: Option<&[u8; 64]>,
+        at: SystemTime,
+    ) -> Result<Claims, Error> {
         let parsed = report::parse(evidence.report_bytes())?;
         let r = &parsed.report;
 
@@ -181,7 +273,7 @@ impl Verifier {
 
         report::verify_signature(&parsed.raw, &facts.vek_sec1)?;
 
-        if let ReportDataCheck::Expect(expected) = report_data {
+        if let Some(expected) = report_data {
             // Not secret, but compare in constant time anyway: it costs nothing.
             let diff = expected
                 .iter()
@@ -195,9 +287,7 @@ impl Verifier {
             }
         }
 
-        Ok(VerifiedReport {
-            claims: Claims::from_report(r, generation, vek_kind),
-        })
+        Ok(Claims::from_report(r, generation, vek_kind))
     }
 
     /// Number of chains in the cache (for metrics and tests).

@@ -121,7 +121,7 @@ fn malformed_certificates_are_refused_with_their_reason() {
 fn an_all_zero_report_is_refused_without_panicking() {
     let ev = Evidence::from_parts(&[0u8; 1184], ReportFormat::Raw, certs()).unwrap();
     let verifier = Verifier::new().unwrap();
-    let r = reason(verifier.verify(&ev, ReportDataCheck::NotChecked), "zeros");
+    let r = reason(verifier.inspect(&ev, ReportDataCheck::NotChecked), "zeros");
     assert_eq!(r, Reason::ReportVersionUnsupported);
 }
 
@@ -137,7 +137,7 @@ fn every_single_byte_value_at_every_header_offset_is_handled() {
             let mut bad = raw.clone();
             bad[offset] = value;
             let ev = Evidence::from_parts(&bad, ReportFormat::Raw, chip.cert_pems()).unwrap();
-            let _ = verifier.verify(&ev, ReportDataCheck::NotChecked);
+            let _ = verifier.inspect(&ev, ReportDataCheck::NotChecked);
         }
     }
 }
@@ -178,7 +178,7 @@ fn a_report_whose_cpuid_contradicts_its_amd_root_is_a_generation_mismatch() {
     let r = reason(
         Verifier::new()
             .unwrap()
-            .verify_at(&ev, ReportDataCheck::NotChecked, at),
+            .inspect_at(&ev, ReportDataCheck::NotChecked, at),
         "cpuid",
     );
     assert_eq!(r, Reason::GenerationMismatch);

@@ -5,7 +5,10 @@
 mod common;
 
 use attestation::simulated::{ChipSpec, SimulatedAmd, SimulatedChip};
-use attestation::{Error, Reason, ReleasePolicy, ReportDataCheck, VerifiedReport, Verifier};
+use attestation::{
+    Error, InspectedReport, Reason, ReleaseBinding, ReleasePolicy, ReportDataCheck, VerifiedReport,
+    Verifier,
+};
 use common::reason;
 use serde_json::json;
 
@@ -24,14 +27,14 @@ fn policy(doc: serde_json::Value) -> ReleasePolicy {
     ReleasePolicy::from_json(&doc.to_string()).unwrap()
 }
 
-fn vector_report(name: &str) -> Option<VerifiedReport> {
+fn vector_report(name: &str) -> Option<InspectedReport> {
     let vs = common::vectors()?;
     let v = vs.by_name(name);
     let ev = vs.evidence(v).unwrap();
     Some(
         Verifier::new()
             .unwrap()
-            .verify_at(
+            .inspect_at(
                 &ev,
                 ReportDataCheck::NotChecked,
                 common::instant(&v.verify_at),
@@ -54,12 +57,11 @@ fn the_debug_enabled_go_sev_guest_vector_is_refused_unless_debug_is_allowed() {
     assert!(report.claims().policy.debug);
     let strict = policy(json!({"measurements": [GO_SEV_GUEST_MEASUREMENT]}));
     assert_eq!(
-        reason(strict.evaluate(&report), "debug"),
+        reason(strict.check_claims(report.claims()), "debug"),
         Reason::DebugNotAllowed
     );
     let lax = policy(json!({"measurements": [GO_SEV_GUEST_MEASUREMENT], "allow_debug": true}));
-    let released = lax.evaluate(&report).unwrap();
-    assert_eq!(released.claims(), report.claims());
+    lax.check_claims(report.claims()).unwrap();
 }
 
 #[test]
@@ -144,11 +146,11 @@ fn the_vmpl_rule_on_the_vmpl_1_vlek_vector() {
     check(&report, &cases);
 }
 
-fn check(report: &VerifiedReport, cases: &[(&str, serde_json::Value, Option<Reason>)]) {
+fn check(report: &InspectedReport, cases: &[(&str, serde_json::Value, Option<Reason>)]) {
     for (what, doc, expected) in cases {
-        let result = policy(doc.clone()).evaluate(report);
+        let result = policy(doc.clone()).check_claims(report.claims());
         match expected {
-            None => drop(result.unwrap_or_else(|e| panic!("{what}: {e}"))),
+            None => result.unwrap_or_else(|e| panic!("{what}: {e}")),
             Some(expected) => assert_eq!(reason(result, what), *expected, "{what}"),
         }
     }
@@ -159,12 +161,16 @@ fn every_rule_accepts_and_refuses_on_simulated_reports() {
     let chip = sim_chip();
     let verifier = sim_verifier();
     let m = "ab".repeat(48);
+    // Simulated reports carry a real release binding, so these go the release path:
+    // verify with the binding, then evaluate into the proof.
+    let binding = ReleaseBinding::new(&[3; 32], [6; 32]);
     let sign = |edit: &dyn Fn(&mut attestation::simulated::ReportFields)| {
         let mut f = chip.report_fields();
         f.measurement = [0xab; 48];
+        f.report_data = *binding.report_data();
         edit(&mut f);
         verifier
-            .verify(&chip.evidence(&f).unwrap(), ReportDataCheck::NotChecked)
+            .verify(&chip.evidence(&f).unwrap(), &binding)
             .unwrap()
     };
     let honest = sign(&|_| {});
@@ -282,7 +288,11 @@ fn every_rule_accepts_and_refuses_on_simulated_reports() {
     for (what, report, doc, expected) in cases {
         let result = policy(doc).evaluate(report);
         match expected {
-            None => drop(result.unwrap_or_else(|e| panic!("{what}: {e}"))),
+            None => {
+                let released = result.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(released.claims(), report.claims(), "{what}");
+                assert_eq!(released.tee_public_key(), &[6; 32], "{what}");
+            }
             Some(expected) => assert_eq!(reason(result, what), expected, "{what}"),
         }
     }
@@ -393,7 +403,7 @@ fn a_policy_round_trips_through_json() {
 fn claims_print_as_readable_json() {
     let chip = sim_chip();
     let report = sim_verifier()
-        .verify(
+        .inspect(
             &chip.evidence(&chip.report_fields()).unwrap(),
             ReportDataCheck::NotChecked,
         )

@@ -6,7 +6,7 @@ mod common;
 
 use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
 use attestation::{
-    Evidence, Generation, Reason, ReportDataCheck, ReportFormat, Tcb, Verifier,
+    Evidence, Generation, Reason, ReleaseBinding, ReportDataCheck, ReportFormat, Tcb, Verifier,
     expected_report_data,
 };
 use common::reason;
@@ -34,7 +34,7 @@ fn simulated_reports_verify_with_the_simulated_root_configured() {
     fields.image_id = [2; 16];
     let ev = chip.evidence(&fields).unwrap();
     let verified = dev_verifier()
-        .verify(&ev, ReportDataCheck::NotChecked)
+        .inspect(&ev, ReportDataCheck::NotChecked)
         .unwrap();
     let c = verified.claims();
     assert_eq!(c.measurement, [0xab; 48]);
@@ -54,7 +54,7 @@ fn simulated_reports_are_refused_with_amd_roots_only() {
     let r = reason(
         Verifier::new()
             .unwrap()
-            .verify(&ev, ReportDataCheck::NotChecked),
+            .inspect(&ev, ReportDataCheck::NotChecked),
         "amd only",
     );
     assert_eq!(r, Reason::ArkNotTrusted);
@@ -69,13 +69,13 @@ fn simulated_reports_are_refused_with_amd_roots_only() {
     let r = reason(
         Verifier::new()
             .unwrap()
-            .verify(&ev, ReportDataCheck::NotChecked),
+            .inspect(&ev, ReportDataCheck::NotChecked),
         "no ARK",
     );
     assert_eq!(r, Reason::ArkNotTrusted);
     // With the root configured, the ARK may be omitted.
     dev_verifier()
-        .verify(&ev, ReportDataCheck::NotChecked)
+        .inspect(&ev, ReportDataCheck::NotChecked)
         .unwrap();
 }
 
@@ -106,7 +106,7 @@ fn every_supported_version_and_generation_verifies() {
             let mut fields = chip.report_fields();
             fields.version = version;
             let ev = chip.evidence(&fields).unwrap();
-            let result = dev_verifier().verify(&ev, ReportDataCheck::NotChecked);
+            let result = dev_verifier().inspect(&ev, ReportDataCheck::NotChecked);
             let c = result.unwrap_or_else(|e| panic!("{:?} v{version}: {e}", spec.generation));
             assert_eq!(
                 c.claims().reported_tcb,
@@ -171,7 +171,7 @@ fn altered_report_fields_are_refused_with_their_own_reason() {
         edit(&mut fields);
         let result = chip
             .evidence(&fields)
-            .and_then(|ev| verifier.verify(&ev, ReportDataCheck::NotChecked));
+            .and_then(|ev| verifier.inspect(&ev, ReportDataCheck::NotChecked));
         assert_eq!(reason(result, what), *expected, "{what}");
     }
 }
@@ -185,7 +185,7 @@ fn unsupported_versions_and_cpuids_are_refused_before_parsing() {
         raw[..4].copy_from_slice(&version.to_le_bytes());
         let ev = Evidence::from_parts(&raw, ReportFormat::Raw, chip.cert_pems()).unwrap();
         let r = reason(
-            dev_verifier().verify(&ev, ReportDataCheck::NotChecked),
+            dev_verifier().inspect(&ev, ReportDataCheck::NotChecked),
             "version",
         );
         assert_eq!(r, Reason::ReportVersionUnsupported, "version {version}");
@@ -195,7 +195,7 @@ fn unsupported_versions_and_cpuids_are_refused_before_parsing() {
     zen2[0x188] = 0x17;
     let ev = Evidence::from_parts(&zen2, ReportFormat::Raw, chip.cert_pems()).unwrap();
     let r = reason(
-        dev_verifier().verify(&ev, ReportDataCheck::NotChecked),
+        dev_verifier().inspect(&ev, ReportDataCheck::NotChecked),
         "cpuid",
     );
     assert_eq!(r, Reason::ReportGenerationUnknown);
@@ -211,7 +211,7 @@ fn under_a_simulated_root_the_generation_comes_from_the_report() {
         .unwrap();
     let ev = chip.evidence(&chip.report_fields()).unwrap();
     let c = dev_verifier()
-        .verify(&ev, ReportDataCheck::NotChecked)
+        .inspect(&ev, ReportDataCheck::NotChecked)
         .unwrap();
     assert_eq!(c.claims().generation, Some(Generation::Genoa));
 }
@@ -225,12 +225,20 @@ fn report_data_binding_matches_and_mismatches() {
     fields.report_data = expected_report_data(&nonce, &tee_key);
     let ev = chip.evidence(&fields).unwrap();
     let verifier = dev_verifier();
-    verifier
-        .verify(
-            &ev,
-            ReportDataCheck::Expect(expected_report_data(&nonce, &tee_key)),
-        )
+    let verified = verifier
+        .verify(&ev, &ReleaseBinding::new(&nonce, tee_key))
         .unwrap();
+    assert_eq!(verified.binding().tee_public_key(), &tee_key);
+    for (what, binding) in [
+        ("another nonce", ReleaseBinding::new(&[8u8; 32], tee_key)),
+        ("another TEE key", ReleaseBinding::new(&nonce, [5u8; 32])),
+    ] {
+        assert_eq!(
+            reason(verifier.verify(&ev, &binding), what),
+            Reason::ReportDataMismatch,
+            "{what}"
+        );
+    }
     let cases = [
         ("another nonce", expected_report_data(&[8u8; 32], &tee_key)),
         ("another TEE key", expected_report_data(&nonce, &[5u8; 32])),
@@ -242,7 +250,7 @@ fn report_data_binding_matches_and_mismatches() {
     ];
     for (what, expected) in cases {
         let r = reason(
-            verifier.verify(&ev, ReportDataCheck::Expect(expected)),
+            verifier.inspect(&ev, ReportDataCheck::Expect(expected)),
             what,
         );
         assert_eq!(r, Reason::ReportDataMismatch, "{what}");
@@ -266,7 +274,7 @@ fn the_simulated_ca_survives_pem_persistence() {
     let chip = loaded.chip(ChipSpec::milan()).unwrap();
     let ev = chip.evidence(&chip.report_fields()).unwrap();
     dev_verifier()
-        .verify(&ev, ReportDataCheck::NotChecked)
+        .inspect(&ev, ReportDataCheck::NotChecked)
         .unwrap();
     // A key that does not match its certificate is refused.
     let blocks: Vec<&str> = pem.split_inclusive("-----\n").collect();
@@ -281,14 +289,14 @@ fn the_chain_cache_serves_repeat_verifications_and_still_checks_signatures() {
     let chip = milan();
     let verifier = dev_verifier();
     let ev = chip.evidence(&chip.report_fields()).unwrap();
-    verifier.verify(&ev, ReportDataCheck::NotChecked).unwrap();
-    verifier.verify(&ev, ReportDataCheck::NotChecked).unwrap();
+    verifier.inspect(&ev, ReportDataCheck::NotChecked).unwrap();
+    verifier.inspect(&ev, ReportDataCheck::NotChecked).unwrap();
     assert_eq!(verifier.cached_chains(), 1);
     let mut raw = ev.report_bytes().to_vec();
     raw[0x90] ^= 1;
     let tampered = Evidence::from_parts(&raw, ReportFormat::Raw, chip.cert_pems()).unwrap();
     let r = reason(
-        verifier.verify(&tampered, ReportDataCheck::NotChecked),
+        verifier.inspect(&tampered, ReportDataCheck::NotChecked),
         "tampered",
     );
     assert_eq!(r, Reason::ReportSignatureInvalid);

@@ -12,18 +12,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cloud_adapters::KeyWrapper;
 use idp::{BrokerIssuer, Clock, RotationPolicy, SigningKey, SigningKeySet};
 
-use crate::state::AppState;
 use crate::storage::{Store, StoreError, StoredSigningKey};
+use crate::time::{from_unix_ms, unix_ms};
 
 /// Scopes the broker's credentials can carry.
 pub const SCOPES_SUPPORTED: [&str; 2] = ["keys:read", "keys:release"];
@@ -63,15 +63,6 @@ impl std::fmt::Debug for Issuer {
     }
 }
 
-pub(crate) fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn from_unix_ms(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
 impl Issuer {
     /// Loads (and on first start generates) the signing keys.
     pub async fn open(
@@ -105,6 +96,20 @@ impl Issuer {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Verifies one of this broker's federated credentials, now, for its own audience and
+    /// `required_scope`: what the [`crate::federation::Caller`] extractor asks.
+    pub fn verify_credential(
+        &self,
+        token: &str,
+        required_scope: &str,
+    ) -> Result<idp::VerifiedCredential, idp::CredentialRejection> {
+        let now = self.clock.now();
+        let issuer = self.current();
+        issuer
+            .credential_verifier(now)
+            .verify(token, issuer.issuer(), required_scope, now)
     }
 
     /// Reads the stored keys under the lock, rotates, persists the result.
@@ -178,7 +183,11 @@ impl Issuer {
     }
 }
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Issuer>: FromRef<S>,
+{
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
@@ -192,13 +201,13 @@ fn cached_json(body: serde_json::Value, max_age: Duration) -> Response {
     response
 }
 
-async fn discovery(State(state): State<AppState>) -> Response {
+async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
     let scopes: Vec<String> = SCOPES_SUPPORTED.iter().map(|s| (*s).to_owned()).collect();
-    let doc = state.issuer.current().discovery_document(&scopes);
-    cached_json(doc, state.issuer.jwks_max_age())
+    let doc = issuer.current().discovery_document(&scopes);
+    cached_json(doc, issuer.jwks_max_age())
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
-    let doc = state.issuer.current().jwks_document(state.clock.now());
-    cached_json(doc, state.issuer.jwks_max_age())
+async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
+    let doc = issuer.current().jwks_document(issuer.clock.now());
+    cached_json(doc, issuer.jwks_max_age())
 }

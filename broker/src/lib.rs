@@ -9,7 +9,8 @@
 //!   under a database lock), discovery and JWKS.
 //! - `federation`: trusted issuers, `POST /v1/token` (RFC 8693), and the
 //!   `Caller` extractor for the credentials it issues.
-//! - `admin`: operator authentication (`Operator<Role>`) and onboarding.
+//! - `operator`: operator authentication, the `Operator<Role>` extractor.
+//! - `admin`: the onboarding handlers.
 //! - `governance`: M-of-N approval of release policies and membership.
 //! - `audit`: the `Audit` interface every audited decision goes through.
 //! - `lifecycle`: key generation, splits, the Type-1 → Type-2 handover,
@@ -19,10 +20,12 @@
 //! - `kek`: opening the workload clouds' KEKs, with the broker's own
 //!   identity for outbound federation.
 //! - `error`: [`Error`], the one error type, and its problem+json rendering.
+//! - `bearer`: the one reader of `Authorization: Bearer` headers.
 //! - `state`: [`AppState`], what handlers share.
 //! - `secrets`: coordinator secrets, wrapped by the storage KEK at rest.
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
 //! - `telemetry`: structured JSON logs.
+//! - `time`: Unix-millisecond time, the lowest layer (names no other module).
 //! - `bench`: `keyferry bench` measurements.
 //! - `demo`: `keyferry demo`, the whole flow on loopback in one process.
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
@@ -30,6 +33,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod bearer;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -42,6 +46,7 @@ pub mod http;
 pub mod issuer;
 pub mod kek;
 pub mod lifecycle;
+pub mod operator;
 pub mod secrets;
 pub mod server;
 mod state;
@@ -49,6 +54,7 @@ pub mod storage;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
+pub mod time;
 
 pub use error::{Error, Problem};
 pub use state::AppState;

@@ -8,13 +8,13 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use cloud_adapters::{KekUri, WrapperContext, open_wrapper};
 
-use crate::admin::AdminAuth;
 use crate::audit::TransparencyLog;
 use crate::config::Config;
 use crate::federation::Federation;
 use crate::http::{Metrics, app};
 use crate::issuer::Issuer;
 use crate::lifecycle::KeyService;
+use crate::operator::AdminAuth;
 use crate::state::AppState;
 use crate::storage::Store;
 use idp::RotationPolicy;
@@ -53,7 +53,7 @@ pub enum StartError {
     AuditLog(#[from] crate::audit::log::LogError),
     /// Operator authentication cannot be set up.
     #[error("admin: {0}")]
-    AdminAuth(#[from] crate::admin::auth::AdminAuthError),
+    AdminAuth(#[from] crate::operator::AdminAuthError),
     /// A workload cloud's KEK cannot be opened.
     #[error("clouds.{0}.kek: {1}")]
     CloudKek(&'static str, cloud_adapters::WrapError),
@@ -146,13 +146,23 @@ pub async fn build_state_with(
             &config.coordinator.name,
             &config.governance,
             &store,
-            crate::issuer::unix_ms(clock.now()),
+            crate::time::unix_ms(clock.now()),
         )
         .await?,
     );
-    let release = Arc::new(crate::distribution::Release::open(&config)?);
+    let distribution = Arc::new(crate::distribution::Distribution::new(
+        &config,
+        crate::distribution::DistributionParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            metrics: metrics.clone(),
+            storage_kek: storage_kek.clone(),
+            cloud_keks: cloud_keks.clone(),
+        },
+    )?);
     Ok(AppState {
-        release,
+        distribution,
         governance,
         config: Arc::new(config),
         audit,

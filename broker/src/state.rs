@@ -7,15 +7,15 @@ use axum::extract::FromRef;
 use cloud_adapters::KeyWrapper;
 use idp::Clock;
 
-use crate::admin::AdminAuth;
 use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
-use crate::distribution::Release;
-use crate::federation::Federation;
-use crate::governance::Governance;
+use crate::distribution::Distribution;
+use crate::federation::{ExchangeState, Federation};
+use crate::governance::{Governance, GovernanceState};
 use crate::http::Metrics;
 use crate::issuer::Issuer;
-use crate::lifecycle::KeyService;
+use crate::lifecycle::{KeyService, LifecycleState};
+use crate::operator::AdminAuth;
 use crate::storage::Store;
 
 /// Shared state of one broker instance.
@@ -47,21 +47,70 @@ pub struct AppState {
     pub cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
     /// Governance of release policies.
     pub governance: Arc<Governance>,
-    /// Attested release: the evidence verifier and the policy files.
-    pub release: Arc<Release>,
+    /// The key endpoints and attested release.
+    pub distribution: Arc<Distribution>,
 }
 
 impl AppState {
     /// Now, in Unix ms, by this instance's clock.
     pub fn now_ms(&self) -> i64 {
-        crate::issuer::unix_ms(self.clock.now())
+        crate::time::unix_ms(self.clock.now())
     }
 }
 
-impl FromRef<AppState> for Arc<Metrics> {
+/// The parts extractors and services take from the state (`FromRef`), so that none of
+/// them needs the whole [`AppState`].
+macro_rules! parts_from_state {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    )*};
+}
+
+impl FromRef<AppState> for ExchangeState {
     fn from_ref(state: &AppState) -> Self {
-        state.metrics.clone()
+        ExchangeState {
+            federation: state.federation.clone(),
+            issuer: state.issuer.clone(),
+            store: state.store.clone(),
+            audit: state.audit.clone(),
+            metrics: state.metrics.clone(),
+            clock: state.clock.clone(),
+        }
     }
+}
+
+impl FromRef<AppState> for GovernanceState {
+    fn from_ref(state: &AppState) -> Self {
+        GovernanceState {
+            governance: state.governance.clone(),
+            store: state.store.clone(),
+            audit: state.audit.clone(),
+            clock: state.clock.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for LifecycleState {
+    fn from_ref(state: &AppState) -> Self {
+        LifecycleState {
+            keys: state.keys.clone(),
+            store: state.store.clone(),
+            audit: state.audit.clone(),
+        }
+    }
+}
+
+parts_from_state! {
+    metrics: Arc<Metrics>,
+    issuer: Arc<Issuer>,
+    admin_auth: Arc<AdminAuth>,
+    keys: Arc<KeyService>,
+    distribution: Arc<Distribution>,
+    audit_log: Arc<TransparencyLog>,
 }
 
 impl std::fmt::Debug for AppState {

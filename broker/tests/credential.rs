@@ -9,15 +9,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use http_body_util::BodyExt;
-use idp::{AccessTokenClaims, Clock, IssuerKind, ManualClock};
-use keyferry::AppState;
+use idp::{AccessTokenClaims, Clock, IssuerKind, ManualClock, RotationPolicy};
 use keyferry::federation::{Caller, KeysRead};
+use keyferry::issuer::Issuer;
 use tower::ServiceExt;
 
-async fn broker_state(clock: &ManualClock) -> (AppState, tempfile::TempDir) {
+/// Just the broker's issuer: the extractor is generic over the router's
+/// state and needs nothing else (no broker is built).
+async fn open_issuer(clock: &ManualClock) -> (Arc<Issuer>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = keyferry::config::Config::dev_default();
-    config.data_dir = dir.path().to_owned();
     let db = format!("sqlite://{}/kf.db", dir.path().display());
     let store = keyferry::storage::Store::connect(&db, 2)
         .await
@@ -27,23 +27,29 @@ async fn broker_state(clock: &ManualClock) -> (AppState, tempfile::TempDir) {
             .await
             .expect("kek"),
     );
-    let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
-        .await
-        .expect("state");
-    (state, dir)
+    let issuer = Issuer::open(
+        "http://127.0.0.1:8080".into(),
+        store,
+        kek,
+        Arc::new(clock.clone()),
+        RotationPolicy::default(),
+    )
+    .await
+    .expect("issuer");
+    (issuer, dir)
 }
 
-fn app(state: AppState) -> Router {
+fn app(issuer: Arc<Issuer>) -> Router {
     Router::new()
         .route(
             "/protected",
             get(|caller: Caller<KeysRead>| async move { caller.credential.adtech().to_owned() }),
         )
-        .with_state(state)
+        .with_state(issuer)
 }
 
 fn claims(audience: &str, scopes: &[&str]) -> AccessTokenClaims {
-    AccessTokenClaims {
+    idp::danger::UncheckedClaims {
         adtech: "acme".into(),
         client_id: "m-1".into(),
         audience: audience.into(),
@@ -53,6 +59,7 @@ fn claims(audience: &str, scopes: &[&str]) -> AccessTokenClaims {
         src_sub: "112233445566778899001".into(),
         ttl: Duration::from_secs(3600),
     }
+    .into()
 }
 
 async fn call(app: &Router, token: Option<&str>) -> (StatusCode, String, serde_json::Value) {
@@ -86,10 +93,10 @@ async fn call(app: &Router, token: Option<&str>) -> (StatusCode, String, serde_j
 #[tokio::test]
 async fn only_a_live_credential_with_the_scope_reaches_the_handler() {
     let clock = ManualClock::starting_now();
-    let (state, _dir) = broker_state(&clock).await;
-    let issuer = state.issuer.current();
+    let (broker_issuer, _dir) = open_issuer(&clock).await;
+    let issuer = broker_issuer.current();
     let audience = issuer.issuer().to_owned();
-    let app = app(state.clone());
+    let app = app(broker_issuer.clone());
 
     let good = issuer
         .mint_access_token(clock.now(), &claims(&audience, &["keys:read"]))
@@ -134,9 +141,8 @@ async fn only_a_live_credential_with_the_scope_reaches_the_handler() {
 
     // A credential from another broker (another key, same claims) is refused.
     let other_clock = ManualClock::starting_now();
-    let (other, _other_dir) = broker_state(&other_clock).await;
+    let (other, _other_dir) = open_issuer(&other_clock).await;
     let foreign = other
-        .issuer
         .current()
         .mint_access_token(other_clock.now(), &claims(&audience, &["keys:read"]))
         .expect("mint");

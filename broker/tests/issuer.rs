@@ -144,7 +144,7 @@ async fn tokens_signed_before_a_rotation_verify_until_they_expire(store: &Store)
     let kek = kek(dir.path()).await;
     let clock = ManualClock::starting_now();
     let issuer = open(store, &kek, &clock).await;
-    let claims = idp::AccessTokenClaims {
+    let claims: idp::AccessTokenClaims = idp::danger::UncheckedClaims {
         adtech: "acme".into(),
         client_id: "m-1".into(),
         audience: URL.into(),
@@ -153,7 +153,8 @@ async fn tokens_signed_before_a_rotation_verify_until_they_expire(store: &Store)
         src_iss: "https://accounts.google.com".into(),
         src_sub: "123456789012345678901".into(),
         ttl: Duration::from_secs(3600),
-    };
+    }
+    .into();
 
     let mut signers = Vec::new();
     for _ in 0..3 {

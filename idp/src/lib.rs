@@ -14,8 +14,9 @@
 //!   rate-limited single-flight refreshes, and survival of issuer outages.
 //! - `validate`: [`TokenValidator`] runs the ordered subject-token checks and returns the
 //!   proof type [`VerifiedToken`] or a [`TokenRejection`] with a stable code.
-//! - `mapping`: [`Mapping`] rules, [`select_mapping`] (exactly one must match) and
-//!   [`overlaps`] for onboarding.
+//! - `mapping`: [`Mapping`] rules, [`select_mapping`] (exactly one must match, giving the
+//!   proof [`MatchedMapping`], the only source of [`AccessTokenClaims`]) and [`overlaps`]
+//!   for onboarding.
 //! - `signing`: the broker's own issuer: rotating ES256 [`SigningKey`]s, JWKS and
 //!   discovery documents, minting credentials, and [`CredentialVerifier`].
 //! - `jose` (private): compact JWS parsing shared by validation and verification.
@@ -44,9 +45,11 @@ pub use jwks::{
     default_http_client,
 };
 pub use mapping::{
-    Condition, ConditionError, ConditionOp, Mapping, MappingError, MappingRejection, overlaps,
-    select_mapping,
+    Condition, ConditionError, ConditionOp, Mapping, MappingError, MappingRejection,
+    MatchedMapping, UngrantedScope, overlaps, select_mapping,
 };
+#[cfg(feature = "test-support")]
+pub use signing::danger;
 pub use signing::{
     AccessTokenClaims, BrokerIssuer, CredentialRejection, CredentialVerifier, DEFAULT_JWKS_MAX_AGE,
     DEFAULT_MAX_TOKEN_TTL, DEFAULT_ROTATION_PERIOD, KeySchedule, MintedToken, RotationOutcome,

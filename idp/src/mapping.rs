@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::issuer::{IssuerKind, SubjectError, validate_subject};
+use crate::signing::{AccessTokenClaims, GrantedClaims};
 use crate::validate::{VerifiedToken, claim_at_path};
 
 /// One identity → ad tech rule.
@@ -243,9 +244,9 @@ impl MappingRejection {
 /// condition, that is reported, naming the claim, because it tells the operator which
 /// attribute of the workload is off, while "no mapping" tells them the identity is unknown.
 pub fn select_mapping<'a>(
-    token: &VerifiedToken,
+    token: &'a VerifiedToken,
     candidates: impl IntoIterator<Item = &'a Mapping>,
-) -> Result<&'a Mapping, MappingRejection> {
+) -> Result<MatchedMapping<'a>, MappingRejection> {
     let mut matched = Vec::new();
     let mut first_failure = None;
     for mapping in candidates {
@@ -258,12 +259,97 @@ pub fn select_mapping<'a>(
         }
     }
     match (matched.as_slice(), first_failure) {
-        ([only], _) => Ok(only),
+        ([only], _) => Ok(MatchedMapping {
+            token,
+            mapping: only,
+        }),
         ([], Some(claim)) => Err(MappingRejection::ConditionFailed { claim }),
         ([], None) => Err(MappingRejection::NoMapping),
         (many, _) => Err(MappingRejection::Ambiguous { count: many.len() }),
     }
 }
+
+/// Proof that a verified subject token matched exactly one enabled mapping. Only
+/// [`select_mapping`] makes one, and an access token is granted only from one
+/// ([`MatchedMapping::grant`]): there is no way to mint a credential for an identity that
+/// did not pass validation and mapping.
+///
+/// ```compile_fail
+/// // AccessTokenClaims has no public constructor: its fields are private.
+/// let claims = idp::AccessTokenClaims {
+///     adtech: "acme".into(), client_id: "m1".into(), audience: "https://b".into(),
+///     scopes: vec![], cloud: idp::IssuerKind::Gcp, src_iss: "https://i".into(),
+///     src_sub: "s".into(), ttl: std::time::Duration::from_secs(60),
+/// };
+/// ```
+///
+/// The path that compiles goes through the proof:
+///
+/// ```
+/// # fn f(token: &idp::VerifiedToken, mappings: &[idp::Mapping]) -> Option<idp::AccessTokenClaims> {
+/// let matched = idp::select_mapping(token, mappings).ok()?;
+/// matched.grant("https://broker.example", None, std::time::Duration::from_secs(60)).ok()
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct MatchedMapping<'a> {
+    token: &'a VerifiedToken,
+    mapping: &'a Mapping,
+}
+
+impl<'a> MatchedMapping<'a> {
+    /// The mapping that matched.
+    pub fn mapping(&self) -> &'a Mapping {
+        self.mapping
+    }
+
+    /// The verified token it matched.
+    pub fn token(&self) -> &'a VerifiedToken {
+        self.token
+    }
+
+    /// The claims of a credential for this identity: `requested` scopes (all of the
+    /// mapping's when `None`), each of which the mapping must grant, for `audience`, living
+    /// `ttl`. Refuses the first scope the mapping does not grant.
+    pub fn grant(
+        &self,
+        audience: impl Into<String>,
+        requested: Option<Vec<String>>,
+        ttl: std::time::Duration,
+    ) -> Result<AccessTokenClaims, UngrantedScope> {
+        let scopes = match requested {
+            None => self.mapping.scopes.clone(),
+            Some(requested) => {
+                if let Some(extra) = requested.iter().find(|s| !self.mapping.scopes.contains(s)) {
+                    return Err(UngrantedScope(extra.clone()));
+                }
+                requested
+            }
+        };
+        Ok(AccessTokenClaims::granted(GrantedClaims {
+            adtech: self.mapping.adtech.clone(),
+            client_id: self.mapping.id.clone(),
+            audience: audience.into(),
+            scopes,
+            cloud: self.mapping.cloud,
+            src_iss: self.token.iss().to_owned(),
+            src_sub: self.token.sub().to_owned(),
+            ttl,
+        }))
+    }
+}
+
+impl PartialEq for MatchedMapping<'_> {
+    /// The same mapping matched for the same token (by identity: a proof is about one token).
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.token, other.token) && self.mapping == other.mapping
+    }
+}
+
+/// A requested scope that the matched mapping does not grant (the scope, as requested).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scope `{0}` is not granted to this identity")]
+pub struct UngrantedScope(pub String);
 
 /// Whether one token could satisfy both mappings.
 ///

@@ -435,24 +435,124 @@ pub fn discovery_document(issuer_url: &str, scopes_supported: &[String]) -> Valu
 }
 
 /// What the token endpoint decided to grant; the issuer adds `iss`, `sub`, times and `jti`.
+///
+/// The fields are private: claims come only from [`crate::MatchedMapping::grant`], so a
+/// credential is only ever minted for a token that verified and matched one mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenClaims {
+    adtech: String,
+    client_id: String,
+    audience: String,
+    scopes: Vec<String>,
+    cloud: IssuerKind,
+    src_iss: String,
+    src_sub: String,
+    ttl: Duration,
+}
+
+/// The fields of [`AccessTokenClaims`], for the constructors that may make them.
+pub(crate) struct GrantedClaims {
+    pub(crate) adtech: String,
+    pub(crate) client_id: String,
+    pub(crate) audience: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) cloud: IssuerKind,
+    pub(crate) src_iss: String,
+    pub(crate) src_sub: String,
+    pub(crate) ttl: Duration,
+}
+
+impl AccessTokenClaims {
+    pub(crate) fn granted(g: GrantedClaims) -> Self {
+        AccessTokenClaims {
+            adtech: g.adtech,
+            client_id: g.client_id,
+            audience: g.audience,
+            scopes: g.scopes,
+            cloud: g.cloud,
+            src_iss: g.src_iss,
+            src_sub: g.src_sub,
+            ttl: g.ttl,
+        }
+    }
+
     /// The ad tech id; `sub` becomes `adtech:<id>`.
-    pub adtech: String,
+    pub fn adtech(&self) -> &str {
+        &self.adtech
+    }
+
     /// The mapping id (`client_id`).
-    pub client_id: String,
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// `aud`.
-    pub audience: String,
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
     /// Granted scopes.
-    pub scopes: Vec<String>,
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// The workload's cloud.
-    pub cloud: IssuerKind,
-    /// The subject token's `iss`.
-    pub src_iss: String,
-    /// The subject token's `sub`.
-    pub src_sub: String,
+    pub fn cloud(&self) -> IssuerKind {
+        self.cloud
+    }
+
     /// Lifetime; at most the policy's `max_token_ttl`.
-    pub ttl: Duration,
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// **Tests only**: built with the `test-support` feature, which only dev-dependencies turn
+/// on (Cargo does not unify dev-dependency features into normal builds, and
+/// `scripts/test.sh` checks that the `keyferry` binary's dependency tree lacks it).
+#[cfg(feature = "test-support")]
+pub mod danger {
+    use std::time::Duration;
+
+    use super::{AccessTokenClaims, GrantedClaims};
+    use crate::IssuerKind;
+
+    /// Claims for a credential that no subject token backs: what integration tests mint to
+    /// exercise the endpoints behind a credential without running an IdP.
+    #[derive(Debug, Clone)]
+    pub struct UncheckedClaims {
+        /// The ad tech id.
+        pub adtech: String,
+        /// The mapping id.
+        pub client_id: String,
+        /// `aud`.
+        pub audience: String,
+        /// Scopes.
+        pub scopes: Vec<String>,
+        /// The workload's cloud.
+        pub cloud: IssuerKind,
+        /// The source `iss`.
+        pub src_iss: String,
+        /// The source `sub`.
+        pub src_sub: String,
+        /// Lifetime.
+        pub ttl: Duration,
+    }
+
+    impl From<UncheckedClaims> for AccessTokenClaims {
+        fn from(c: UncheckedClaims) -> Self {
+            AccessTokenClaims::granted(GrantedClaims {
+                adtech: c.adtech,
+                client_id: c.client_id,
+                audience: c.audience,
+                scopes: c.scopes,
+                cloud: c.cloud,
+                src_iss: c.src_iss,
+                src_sub: c.src_sub,
+                ttl: c.ttl,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Subject-token validation (DESIGN §3.1 steps 1–6).
 //!
-//! [`TokenValidator::validate`] is the only way to obtain a [`VerifiedToken`]: code that
-//! issues credentials takes a `VerifiedToken`, so forgetting to validate does not compile.
+//! [`TokenValidator::validate`] is the only way to obtain a [`VerifiedToken`], and
+//! [`crate::select_mapping`] turns one into the [`crate::MatchedMapping`] that credential
+//! claims are granted from: forgetting to validate or to map does not compile.
 //! Checks run in the contract's order and each failure is its own [`TokenRejection`], so
 //! the `invalid_grant` description and the metrics name the exact reason.
 

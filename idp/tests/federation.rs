@@ -151,7 +151,24 @@ async fn tokens_shaped_like_each_clouds_validate_and_map() {
             ..mapping.clone()
         };
         let chosen = select_mapping(&verified, [&decoy, &mapping]).expect("one mapping matches");
-        assert_eq!(chosen.id, mapping.id);
+        assert_eq!(chosen.mapping().id, mapping.id);
+        // Credential claims come from the proof: the mapping's scopes, or a subset of them.
+        let ttl = std::time::Duration::from_secs(600);
+        let all = chosen
+            .grant("https://broker.example", None, ttl)
+            .expect("grant");
+        assert_eq!(all.scopes(), mapping.scopes.as_slice());
+        assert_eq!(all.client_id(), mapping.id);
+        assert_eq!(all.adtech(), mapping.adtech);
+        let extra = chosen.grant(
+            "https://broker.example",
+            Some(vec!["keys:admin".into()]),
+            ttl,
+        );
+        assert_eq!(
+            extra.map(|c| c.scopes().to_vec()),
+            Err(idp::UngrantedScope("keys:admin".into()))
+        );
 
         // The same identity with the conditioned claim changed is refused by mapping.
         let failing = Mapping {

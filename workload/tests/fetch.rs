@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::sync::{Arc, Mutex};
 
 use attestation::simulated::SimulatedAmd;
-use attestation::{Evidence, EvidenceWire, ReportDataCheck, Verifier, expected_report_data};
+use attestation::{Evidence, EvidenceWire, ReleaseBinding, Verifier};
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -208,10 +208,9 @@ async fn release(
         );
     }
     let verified = Evidence::try_from(wire).and_then(|evidence| {
-        state.verifier.verify(
-            &evidence,
-            ReportDataCheck::Expect(expected_report_data(&nonce, &tee)),
-        )
+        state
+            .verifier
+            .verify(&evidence, &ReleaseBinding::new(&nonce, tee))
     });
     let verified = match verified {
         Ok(v) => v,

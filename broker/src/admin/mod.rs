@@ -2,7 +2,6 @@
 //! onboarding of issuers, ad techs and their workload identities, and the
 //! Terraform variables that grant those identities Decrypt in each cloud.
 
-pub mod auth;
 mod onboarding;
 pub mod terraform;
 mod validation;
@@ -10,7 +9,7 @@ mod validation;
 use axum::Router;
 use axum::routing::{delete, get, post};
 
-pub use auth::{AdminAuth, AdminRole, AnyRole, GovernorRole, Operator, ReaderRole, Role};
+pub use crate::operator::{AdminRole, Operator, ReaderRole};
 
 use crate::state::AppState;
 

@@ -10,14 +10,15 @@ use idp::{Condition, IssuerConfig, IssuerKind, validate_subject};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{AdminRole, Operator, ReaderRole};
 use super::validation;
 use crate::audit::AuditEvent;
 use crate::federation::mapping_rule;
 use crate::http::{ApiJson, ApiQuery};
-use crate::issuer::{SCOPES_SUPPORTED, unix_ms};
+use crate::issuer::SCOPES_SUPPORTED;
+use crate::operator::{AdminRole, Operator, ReaderRole};
 use crate::state::AppState;
 use crate::storage::{AdTech, MappingFilter, MappingRecord, StoredIssuer};
+use crate::time::unix_ms;
 use crate::{Error, storage::StoreError};
 
 type Created = (StatusCode, Json<Value>);

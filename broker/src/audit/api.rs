@@ -1,6 +1,8 @@
 //! `/v1/audit/*`: tree heads, entries and proofs, for auditors and admins.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -8,16 +10,21 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::TransparencyLog;
 use super::log::{LogError, SignedTreeHead};
 use crate::Error;
-use crate::admin::{Operator, ReaderRole};
 use crate::http::ApiQuery;
-use crate::state::AppState;
+use crate::operator::{AdminAuth, Operator, ReaderRole};
 
 /// Most entries one `/v1/audit/entries` call returns.
 pub const MAX_ENTRIES_PER_CALL: u64 = 1000;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<TransparencyLog>: FromRef<S>,
+    Arc<AdminAuth>: FromRef<S>,
+{
     Router::new()
         .route("/v1/audit/sth", get(sth))
         .route("/v1/audit/entries", get(entries))
@@ -40,10 +47,10 @@ impl From<LogError> for Error {
 }
 
 async fn sth(
-    State(state): State<AppState>,
+    State(audit_log): State<Arc<TransparencyLog>>,
     _operator: Operator<ReaderRole>,
 ) -> Result<Json<SignedTreeHead>, Error> {
-    Ok(Json(state.audit_log.sth().await?))
+    Ok(Json(audit_log.sth().await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +61,7 @@ struct Range {
 }
 
 async fn entries(
-    State(state): State<AppState>,
+    State(audit_log): State<Arc<TransparencyLog>>,
     _operator: Operator<ReaderRole>,
     ApiQuery(q): ApiQuery<Range>,
 ) -> Result<Json<Value>, Error> {
@@ -69,10 +76,7 @@ async fn entries(
         });
     }
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let rows = state
-        .store
-        .audit_entries(to_i64(start), to_i64(end))
-        .await?;
+    let rows = audit_log.entries(to_i64(start), to_i64(end)).await?;
     let entries: Vec<Value> = rows
         .iter()
         .map(|e| json!({"index": e.index, "entry": e.entry, "leafHash": e.leaf_hash.as_ref().map(|h| B64.encode(h))}))
@@ -88,12 +92,12 @@ struct InclusionQuery {
 }
 
 async fn inclusion(
-    State(state): State<AppState>,
+    State(audit_log): State<Arc<TransparencyLog>>,
     _operator: Operator<ReaderRole>,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<Value>, Error> {
     let InclusionQuery { index, tree_size } = q;
-    let proof = state.audit_log.inclusion_proof(index, tree_size).await?;
+    let proof = audit_log.inclusion_proof(index, tree_size).await?;
     Ok(Json(json!({
         "index": index,
         "treeSize": tree_size,
@@ -109,12 +113,12 @@ struct ConsistencyQuery {
 }
 
 async fn consistency(
-    State(state): State<AppState>,
+    State(audit_log): State<Arc<TransparencyLog>>,
     _operator: Operator<ReaderRole>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, Error> {
     let ConsistencyQuery { first, second } = q;
-    let proof = state.audit_log.consistency_proof(first, second).await?;
+    let proof = audit_log.consistency_proof(first, second).await?;
     Ok(Json(json!({
         "first": first,
         "second": second,

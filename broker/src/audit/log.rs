@@ -26,9 +26,9 @@ use zeroize::Zeroizing;
 
 use super::merkle::{self, Hash};
 use super::{Audit, AuditEvent};
-use crate::issuer::unix_ms;
 use crate::secrets::{SecretError, secret_or_create};
 use crate::storage::{Store, StoreError, StoredHead};
+use crate::time::unix_ms;
 
 const SIGNING_SECRET: &str = "audit_signing_key";
 const MAX_BATCH: usize = 512;
@@ -252,6 +252,15 @@ impl TransparencyLog {
         let nodes = self.store.audit_nodes(&merkle::decompose(0, size)).await?;
         merkle::range_hash(0, size, &nodes)
             .ok_or_else(|| StoreError::Corrupt("audit tree nodes are missing".into()).into())
+    }
+
+    /// Entries with `start <= index < end`, as stored, with their leaf hashes.
+    pub async fn entries(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::storage::StoredEntry>, LogError> {
+        Ok(self.store.audit_entries(start, end).await?)
     }
 
     /// The current signed tree head; signs a new one when entries arrived

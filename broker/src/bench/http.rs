@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use attestation::{Evidence, ReportDataCheck, Verifier, expected_report_data};
+use attestation::{Evidence, ReleaseBinding, Verifier, expected_report_data};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
@@ -226,9 +226,9 @@ pub async fn run_scenario(
             let wire: attestation::EvidenceWire =
                 serde_json::from_value(evidence_for(&fixture, &nonce, &tee.public_key())?)?;
             let evidence = Evidence::try_from(wire)?;
-            let expected = ReportDataCheck::Expect(expected_report_data(&nonce, &tee.public_key()));
+            let binding = ReleaseBinding::new(&nonce, tee.public_key());
             let verify = cost_of(|| {
-                verifier.verify(&evidence, expected)?;
+                verifier.verify(&evidence, &binding)?;
                 Ok(())
             })?;
             let seal = cost_of(|| {

@@ -139,10 +139,12 @@ pub(crate) fn run(args: AttestArgs) -> ExitCode {
         Format::AzureHcl => ReportFormat::AzureHcl,
     };
     let outcome = Evidence::from_parts(&report, format, certs)
-        .and_then(|evidence| verifier.verify_at(&evidence, check, at))
-        .and_then(|verified| match &policy {
-            Some(policy) => policy.evaluate(&verified).map(|v| v.claims().clone()),
-            None => Ok(verified.claims().clone()),
+        .and_then(|evidence| verifier.inspect_at(&evidence, check, at))
+        .and_then(|inspected| match &policy {
+            Some(policy) => policy
+                .check_claims(inspected.claims())
+                .map(|()| inspected.claims().clone()),
+            None => Ok(inspected.claims().clone()),
         });
     match outcome {
         Ok(claims) => {

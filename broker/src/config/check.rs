@@ -332,7 +332,7 @@ impl Config {
                     "must be non-empty and unique".into(),
                 );
             }
-            if let Err(e) = crate::governance::parse_member_key(&member.public_key) {
+            if let Err(e) = super::parse_member_key(&member.public_key) {
                 problem(&format!("governance.members[{i}].public_key"), e);
             }
         }

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -85,6 +87,40 @@ pub struct GovMemberConfig {
     /// Ed25519 public key: base64 of the 32 raw bytes, or a PEM
     /// SubjectPublicKeyInfo.
     pub public_key: String,
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32
+/// key bytes follow it.
+pub(crate) const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Parses a member's Ed25519 public key: base64 of the 32 raw bytes, or a
+/// PEM `PUBLIC KEY` (as `openssl pkey -pubout` writes it). Returns the
+/// canonical form, base64 of the raw bytes.
+pub fn parse_member_key(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let raw = if text.starts_with("-----BEGIN") {
+        let pem = pem::parse(text).map_err(|e| format!("not a PEM public key: {e}"))?;
+        if pem.tag() != "PUBLIC KEY" {
+            return Err(format!("expected a PUBLIC KEY PEM, got {}", pem.tag()));
+        }
+        let der = pem.contents();
+        if der.len() != 44 || der[..12] != ED25519_SPKI_PREFIX {
+            return Err("not an Ed25519 public key".into());
+        }
+        der[12..].to_vec()
+    } else {
+        B64.decode(text)
+            .map_err(|_| "not base64 (or a PEM public key)".to_owned())?
+    };
+    if raw.len() != 32 {
+        return Err(format!(
+            "an Ed25519 public key is 32 bytes, not {}",
+            raw.len()
+        ));
+    }
+    Ok(B64.encode(raw))
 }
 
 /// Deployment profile.

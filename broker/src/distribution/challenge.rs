@@ -2,6 +2,8 @@
 //! workload binds into its SNP report. Stored so that any replica can
 //! consume it, once.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
@@ -9,9 +11,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore as _;
 use serde_json::{Value, json};
 
-use super::KeyApiError;
+use super::{Distribution, KeyApiError};
 use crate::federation::{Caller, KeysRelease};
-use crate::state::AppState;
 
 /// How long a nonce may wait for its release request.
 pub(super) const NONCE_LIFETIME_SECS: i64 = 300;
@@ -21,14 +22,14 @@ pub(super) const NONCE_LEN: usize = 32;
 
 /// `POST /v1/attestation/challenge`
 pub(super) async fn challenge(
-    State(state): State<AppState>,
+    State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRelease>,
 ) -> Result<Json<Value>, KeyApiError> {
-    state.release.admit_challenge(&caller.credential)?;
+    service.release.admit_challenge(&caller.credential)?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let expires_at = state.now_ms() + NONCE_LIFETIME_SECS * 1000;
-    state.store.insert_nonce(&nonce, expires_at).await?;
+    let expires_at = service.now_ms() + NONCE_LIFETIME_SECS * 1000;
+    service.store.insert_nonce(&nonce, expires_at).await?;
     Ok(Json(json!({
         "nonce": B64.encode(nonce),
         "expiresIn": NONCE_LIFETIME_SECS,

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 
+use super::OwnMaterial;
 use crate::config::Role;
 use crate::storage::KeyRecord;
 
@@ -58,52 +59,9 @@ pub struct KeyData {
     pub sealed_content: Option<&'static str>,
 }
 
-/// This coordinator's material for one key.
-#[derive(Debug)]
-pub(super) enum OwnMaterial {
-    /// The KMS ciphertext, in the clear (`GET` endpoints).
-    Wrapped {
-        /// The workload cloud's KEK URI.
-        kek_uri: String,
-        /// The ciphertext.
-        ciphertext: Vec<u8>,
-    },
-    /// The HPKE-sealed material of an attested release.
-    Sealed {
-        /// The workload cloud's KEK URI.
-        kek_uri: String,
-        /// HPKE encapsulated key ‖ ciphertext.
-        sealed: Vec<u8>,
-        /// `cloud-kms` or `broker`.
-        content: &'static str,
-    },
-}
-
-/// Builds the document for `key` as coordinator `role` serves it.
+/// Builds the document for `key` as coordinator `role` serves it, with this
+/// coordinator's `own` material in its entry.
 pub(super) fn encryption_key(key: &KeyRecord, role: Role, own: OwnMaterial) -> EncryptionKey {
-    let own_entry = match own {
-        OwnMaterial::Wrapped {
-            kek_uri,
-            ciphertext,
-        } => KeyData {
-            public_key_signature: String::new(),
-            key_encryption_key_uri: kek_uri,
-            key_material: B64.encode(ciphertext),
-            sealed_key_material: None,
-            sealed_content: None,
-        },
-        OwnMaterial::Sealed {
-            kek_uri,
-            sealed,
-            content,
-        } => KeyData {
-            public_key_signature: String::new(),
-            key_encryption_key_uri: kek_uri,
-            key_material: String::new(),
-            sealed_key_material: Some(B64.encode(sealed)),
-            sealed_content: Some(content),
-        },
-    };
     // `signature` is always the Type-1's and `peer_signature` the Type-2's,
     // on both coordinators.
     let other_entry = |signature: &str| KeyData {
@@ -115,18 +73,12 @@ pub(super) fn encryption_key(key: &KeyRecord, role: Role, own: OwnMaterial) -> E
     };
     let key_data = match role {
         Role::Type1 => vec![
-            KeyData {
-                public_key_signature: key.signature.clone(),
-                ..own_entry
-            },
+            own.into_key_data(key.signature.clone()),
             other_entry(&key.peer_signature),
         ],
         Role::Type2 => vec![
             other_entry(&key.signature),
-            KeyData {
-                public_key_signature: key.peer_signature.clone(),
-                ..own_entry
-            },
+            own.into_key_data(key.peer_signature.clone()),
         ],
     };
     EncryptionKey {

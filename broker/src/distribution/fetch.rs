@@ -2,15 +2,15 @@
 //! `GET /v1alpha/encryptionKeys:recent?maxAgeSeconds=N` (DESIGN §5.2): the
 //! wrapped split of each key, for use cases that do not require attestation.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
-use super::KeyApiError;
-use super::access::{self, KeyAccess};
-use super::encryption_key::{EncryptionKey, OwnMaterial, encryption_key};
+use super::encryption_key::{EncryptionKey, encryption_key};
+use super::{Distribution, KeyAccess, KeyApiError, Unattested};
 use crate::federation::{Caller, KeysRead};
-use crate::state::AppState;
 use crate::storage::KeyRecord;
 
 /// The longest `maxAgeSeconds` accepted: a year, far beyond any key's TTL.
@@ -18,15 +18,15 @@ const MAX_AGE_LIMIT_SECS: i64 = 365 * 24 * 3600;
 
 /// `GET /v1alpha/encryptionKeys/{keyId}`
 pub(super) async fn get_key(
-    State(state): State<AppState>,
+    State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRead>,
     Path(key_id): Path<String>,
 ) -> Result<Json<EncryptionKey>, KeyApiError> {
-    let key = access::servable_key(&state, &key_id).await?;
-    let grant = KeyAccess::check(&state, &caller.credential, &key.use_case).await?;
-    grant.require_no_attestation()?;
-    let document = wrapped(&state, &grant, &key).await?;
-    grant.audit_fetch(&state, &[key.id.as_str()]).await?;
+    let key = service.servable_key(&key_id).await?;
+    let grant = KeyAccess::check(&service, &caller.credential, &key.use_case).await?;
+    let unattested = Unattested::check(&grant)?;
+    let document = wrapped(&service, &grant, &unattested, &key).await?;
+    grant.audit_fetch(&service, &[key.id.as_str()]).await?;
     Ok(Json(document))
 }
 
@@ -34,38 +34,32 @@ pub(super) async fn get_key(
 /// use case's keys created within the last `N` seconds. Without `useCase`,
 /// the first configured use case (the Privacy Sandbox API has one key set).
 pub(super) async fn recent_keys(
-    State(state): State<AppState>,
+    State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRead>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, KeyApiError> {
     let recent = RecentQuery::parse(query.as_deref().unwrap_or(""))?;
-    let use_case = access::use_case_or_default(&state, recent.use_case.as_deref())?;
-    let grant = KeyAccess::check(&state, &caller.credential, &use_case).await?;
-    grant.require_no_attestation()?;
-    let keys = access::recent_keys(&state, &use_case, recent.max_age_secs).await?;
+    let use_case = service.use_case_or_default(recent.use_case.as_deref())?;
+    let grant = KeyAccess::check(&service, &caller.credential, &use_case).await?;
+    let unattested = Unattested::check(&grant)?;
+    let keys = service.recent_keys(&use_case, recent.max_age_secs).await?;
     let mut documents = Vec::with_capacity(keys.len());
     for key in &keys {
-        documents.push(wrapped(&state, &grant, key).await?);
+        documents.push(wrapped(&service, &grant, &unattested, key).await?);
     }
     let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
-    grant.audit_fetch(&state, &ids).await?;
+    grant.audit_fetch(&service, &ids).await?;
     Ok(Json(json!({ "keys": documents })))
 }
 
 async fn wrapped(
-    state: &AppState,
+    service: &Distribution,
     grant: &KeyAccess,
+    unattested: &Unattested,
     key: &KeyRecord,
 ) -> Result<EncryptionKey, KeyApiError> {
-    let ciphertext = grant.cloud_split(state, &key.id).await?;
-    Ok(encryption_key(
-        key,
-        state.keys.role(),
-        OwnMaterial::Wrapped {
-            kek_uri: grant.kek_uri(),
-            ciphertext,
-        },
-    ))
+    let material = service.material.wrapped(grant, key, unattested).await?;
+    Ok(encryption_key(key, service.role, material))
 }
 
 /// The query of `:recent`, parsed strictly: an unknown parameter is a

@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use attestation::{
-    Claims, Evidence, EvidenceWire, ReleasePolicy, ReportDataCheck, Verifier, expected_report_data,
-};
+use std::sync::Arc;
+
+use attestation::{Claims, Evidence, EvidenceWire, ReleaseBinding, ReleasePolicy, Verifier};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -25,17 +25,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
-use super::KeyApiError;
-use super::access::{self, KeyAccess};
+use super::access::workload_identity;
 use super::challenge::NONCE_LEN;
-use super::encryption_key::{EncryptionKey, OwnMaterial, encryption_key};
+use super::encryption_key::{EncryptionKey, encryption_key};
+use super::{Distribution, KeyAccess, KeyApiError};
 use crate::audit::AuditEvent;
 use crate::config::{Config, UnwrapMode};
 use crate::federation::{Caller, CredentialError, KeysRelease};
-use crate::state::AppState;
-use crate::storage::{KeyRecord, NonceOutcome};
+use crate::storage::{KeyRecord, NonceOutcome, Store};
 
 /// Most key ids one release may name.
 const MAX_KEY_IDS: usize = 100;
@@ -43,7 +41,8 @@ const MAX_KEY_IDS: usize = 100;
 /// What attested release needs besides the store: the evidence verifier
 /// (with its chain cache) and the release policies from the configuration.
 pub struct Release {
-    verifier: Verifier,
+    /// Shared with the blocking tasks that verify evidence.
+    verifier: Arc<Verifier>,
     /// Policies from `use_cases[].release_policy` files, by use case. A
     /// policy governance applied (in the database) takes precedence.
     file_policies: HashMap<String, ReleasePolicy>,
@@ -119,7 +118,7 @@ impl Release {
         let per_minute = std::num::NonZeroU32::new(config.attestation.challenges_per_minute)
             .unwrap_or(std::num::NonZeroU32::MIN);
         Ok(Release {
-            verifier,
+            verifier: Arc::new(verifier),
             file_policies,
             challenges: RateLimiter::keyed(Quota::per_minute(per_minute)),
         })
@@ -144,10 +143,10 @@ impl Release {
     /// The policy in force for `use_case`: governance's, else the file's.
     async fn policy(
         &self,
-        state: &AppState,
+        store: &Store,
         use_case: &str,
     ) -> Result<Option<ReleasePolicy>, KeyApiError> {
-        if let Some(stored) = state.store.release_policy(use_case).await? {
+        if let Some(stored) = store.release_policy(use_case).await? {
             let policy = ReleasePolicy::from_json(&stored.policy).map_err(|e| {
                 KeyApiError::Unavailable(format!("stored release policy of `{use_case}`: {e}"))
             })?;
@@ -209,12 +208,12 @@ fn decode_32(field: &str, value: &str) -> Result<[u8; 32], KeyApiError> {
 
 /// `POST /v1/encryptionKeys:release`
 pub(super) async fn release(
-    State(state): State<AppState>,
+    State(service): State<Arc<Distribution>>,
     caller: Result<Caller<KeysRelease>, CredentialError>,
     body: Bytes,
 ) -> Response {
     match caller {
-        Ok(caller) => release_for(&state, &caller, &body).await.into_response(),
+        Ok(caller) => release_for(&service, &caller, &body).await.into_response(),
         // A refused credential is a refused release too: audited (with no
         // ad tech to attribute it to), then answered as the extractor would.
         Err(rejection) => {
@@ -223,7 +222,7 @@ pub(super) async fn release(
                 "unauthenticated",
                 json!({"reason": rejection.reason(), "message": rejection.message()}),
             );
-            if let Err(e) = state.audit.record(state.now_ms(), event).await {
+            if let Err(e) = service.audit.record(service.now_ms(), event).await {
                 return KeyApiError::from(e).into_response();
             }
             rejection.into_response()
@@ -232,13 +231,13 @@ pub(super) async fn release(
 }
 
 async fn release_for(
-    state: &AppState,
+    service: &Distribution,
     caller: &Caller<KeysRelease>,
     body: &[u8],
 ) -> Result<Json<Value>, KeyApiError> {
     let credential = &caller.credential;
     let actor = format!("adtech:{}", credential.adtech());
-    match release_checked(state, credential, body).await {
+    match release_checked(service, credential, body).await {
         Ok((grant, keys, claims, documents)) => {
             let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
             let event = AuditEvent::new(
@@ -249,16 +248,16 @@ async fn release_for(
                     "cloud": grant.cloud,
                     "unwrap": unwrap_name(grant.unwrap),
                     "keyIds": ids,
-                    "workload": format!("{} {}", credential.src_iss(), credential.src_sub()),
+                    "workload": workload_identity(credential),
                     "claims": claims,
                 }),
             );
-            state.audit.record(state.now_ms(), event).await?;
+            service.audit.record(service.now_ms(), event).await?;
             Ok(Json(json!({ "keys": documents })))
         }
         Err(refusal) => {
             if let KeyApiError::AttestationFailed { reason, .. } = &refusal.error {
-                state.metrics.attestation_failure(reason);
+                service.metrics.attestation_failure(reason);
             }
             let event = AuditEvent::new(
                 "keys.release_refused",
@@ -266,11 +265,11 @@ async fn release_for(
                 json!({
                     "reason": refusal_reason(&refusal.error),
                     "message": refusal.error.to_string(),
-                    "workload": format!("{} {}", credential.src_iss(), credential.src_sub()),
+                    "workload": workload_identity(credential),
                     "claims": refusal.claims,
                 }),
             );
-            state.audit.record(state.now_ms(), event).await?;
+            service.audit.record(service.now_ms(), event).await?;
             Err(refusal.error)
         }
     }
@@ -293,7 +292,7 @@ fn refusal_reason(error: &KeyApiError) -> &'static str {
 type Released = (KeyAccess, Vec<KeyRecord>, Claims, Vec<EncryptionKey>);
 
 async fn release_checked(
-    state: &AppState,
+    service: &Distribution,
     credential: &idp::VerifiedCredential,
     body: &[u8],
 ) -> Result<Released, Refusal> {
@@ -323,7 +322,7 @@ async fn release_checked(
             }
             let mut keys = Vec::with_capacity(ids.len());
             for id in ids {
-                keys.push(access::servable_key(state, id).await?);
+                keys.push(service.servable_key(id).await?);
             }
             let use_case = keys[0].use_case.clone();
             if keys.iter().any(|k| k.use_case != use_case)
@@ -344,35 +343,31 @@ async fn release_checked(
                 .into());
             }
             (
-                access::use_case_or_default(state, request.use_case.as_deref())?,
+                service.use_case_or_default(request.use_case.as_deref())?,
                 None,
             )
         }
     };
-    let grant = KeyAccess::check(state, credential, &use_case).await?;
+    let grant = KeyAccess::check(service, credential, &use_case).await?;
 
     // The evidence, bound to this nonce and this TEE key. Verification is
     // CPU work (a cached chain, one P-384 signature): off the async threads.
     let evidence =
         Evidence::try_from(request.evidence).map_err(|e| attestation_refusal(&e, None))?;
-    let expected = expected_report_data(&nonce, &tee_public_key);
-    let at = state.clock.now();
-    let release = state.release.clone();
-    let verified = tokio::task::spawn_blocking(move || {
-        release
-            .verifier
-            .verify_at(&evidence, ReportDataCheck::Expect(expected), at)
-    })
-    .await
-    .map_err(|e| KeyApiError::Unavailable(format!("verifier task: {e}")))?
-    .map_err(|e| attestation_refusal(&e, None))?;
+    let binding = ReleaseBinding::new(&nonce, tee_public_key);
+    let at = service.clock.now();
+    let verifier = service.release.verifier.clone();
+    let verified = tokio::task::spawn_blocking(move || verifier.verify_at(&evidence, &binding, at))
+        .await
+        .map_err(|e| KeyApiError::Unavailable(format!("verifier task: {e}")))?
+        .map_err(|e| attestation_refusal(&e, None))?;
     let claims = verified.claims().clone();
     let with_claims = |error: KeyApiError| Refusal {
         error,
         claims: Some(claims.clone()),
     };
 
-    match state.store.consume_nonce(&nonce, state.now_ms()).await {
+    match service.store.consume_nonce(&nonce, service.now_ms()).await {
         Ok(NonceOutcome::Consumed) => {}
         Ok(NonceOutcome::Expired) => {
             return Err(with_claims(KeyApiError::AttestationFailed {
@@ -389,9 +384,9 @@ async fn release_checked(
         Err(e) => return Err(with_claims(e.into())),
     }
 
-    let policy = state
+    let policy = service
         .release
-        .policy(state, &use_case)
+        .policy(&service.store, &use_case)
         .await
         .map_err(with_claims)?
         .ok_or_else(|| {
@@ -408,64 +403,20 @@ async fn release_checked(
         Some(keys) => keys,
         None => {
             let max_age = request.max_age_seconds.unwrap_or(i64::MAX / 1000);
-            access::recent_keys(state, &use_case, max_age)
+            service
+                .recent_keys(&use_case, max_age)
                 .await
                 .map_err(with_claims)?
         }
     };
     let mut documents = Vec::with_capacity(keys.len());
     for key in &keys {
-        let material = sealed_material(state, &grant, key, &tee_public_key)
+        let material = service
+            .material
+            .sealed(&grant, key, &released)
             .await
             .map_err(with_claims)?;
-        documents.push(encryption_key(key, state.keys.role(), material));
+        documents.push(encryption_key(key, service.role, material));
     }
     Ok((grant, keys, released.claims().clone(), documents))
-}
-
-/// This coordinator's split of `key`, in the form the cloud's `unwrap`
-/// mode says, sealed to the TEE key (HPKE base mode, info
-/// `keyferry/v1/sealed-split`, aad = the key id).
-async fn sealed_material(
-    state: &AppState,
-    grant: &KeyAccess,
-    key: &KeyRecord,
-    tee_public_key: &[u8; 32],
-) -> Result<OwnMaterial, KeyApiError> {
-    let (content, plaintext): (&'static str, Zeroizing<Vec<u8>>) = match grant.unwrap {
-        UnwrapMode::CloudKms => (
-            "cloud-kms",
-            Zeroizing::new(grant.cloud_split(state, &key.id).await?),
-        ),
-        UnwrapMode::Broker => {
-            let storage_uri = state.storage_kek.kek_uri().to_string();
-            let stored = state
-                .store
-                .splits(&key.id)
-                .await?
-                .into_iter()
-                .find(|s| s.kek_uri == storage_uri)
-                .ok_or_else(|| {
-                    KeyApiError::Unavailable(format!("key `{}` has no storage split", key.id))
-                })?;
-            let split = state
-                .storage_kek
-                .unwrap(&stored.ciphertext)
-                .await
-                .map_err(|e| KeyApiError::Unavailable(format!("storage KEK: {e}")))?;
-            ("broker", split)
-        }
-    };
-    let sealed = keys::seal(
-        tee_public_key,
-        keys::RELEASE_INFO,
-        key.id.as_bytes(),
-        &plaintext,
-    )
-    .map_err(|e| KeyApiError::Unavailable(format!("sealing: {e}")))?;
-    Ok(OwnMaterial::Sealed {
-        kek_uri: grant.kek_uri(),
-        sealed,
-        content,
-    })
 }

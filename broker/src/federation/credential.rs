@@ -8,15 +8,16 @@
 //! 6750 `WWW-Authenticate` header.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use idp::{CredentialRejection, VerifiedCredential};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::issuer::Issuer;
 
 /// A scope an endpoint requires.
 pub trait RequiredScope: Send + Sync + 'static {
@@ -108,64 +109,22 @@ impl IntoResponse for CredentialError {
     }
 }
 
-/// The bearer token of a request, if it has exactly one well-formed one.
-pub fn bearer(parts: &Parts) -> Result<&str, &'static str> {
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or("missing Authorization header")?;
-    if values.next().is_some() {
-        return Err("more than one Authorization header");
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| "malformed Authorization header")?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or("malformed Authorization header")?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err("expected a Bearer token");
-    }
-    Ok(token.trim())
-}
-
-impl<S: RequiredScope> FromRequestParts<AppState> for Caller<S> {
+/// Generic over the router's state: all it needs is the broker's [`Issuer`], so a test of
+/// an endpoint behind it builds an issuer, not a whole broker.
+impl<S, St> FromRequestParts<St> for Caller<S>
+where
+    S: RequiredScope,
+    St: Send + Sync,
+    Arc<Issuer>: FromRef<St>,
+{
     type Rejection = CredentialError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).map_err(CredentialError::unauthenticated)?;
-        let now = state.clock.now();
-        let issuer = state.issuer.current();
-        let verifier = issuer.credential_verifier(now);
-        let credential = verifier.verify(token, issuer.issuer(), S::SCOPE, now)?;
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let token = crate::bearer::bearer(parts).map_err(CredentialError::unauthenticated)?;
+        let credential = Arc::<Issuer>::from_ref(state).verify_credential(token, S::SCOPE)?;
         Ok(Caller {
             credential,
             _scope: PhantomData,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(values: &[&str]) -> Parts {
-        let mut builder = axum::http::Request::builder();
-        for v in values {
-            builder = builder.header(header::AUTHORIZATION, *v);
-        }
-        builder.body(()).expect("request").into_parts().0
-    }
-
-    #[test]
-    fn bearer_tokens_are_taken_only_from_one_well_formed_header() {
-        assert_eq!(bearer(&parts(&["Bearer abc.def.ghi"])), Ok("abc.def.ghi"));
-        assert_eq!(bearer(&parts(&["bearer abc"])), Ok("abc"));
-        assert!(bearer(&parts(&[])).is_err());
-        assert!(bearer(&parts(&["Basic dXNlcjpwYXNz"])).is_err());
-        assert!(bearer(&parts(&["Bearer"])).is_err());
-        assert!(bearer(&parts(&["Bearer  "])).is_err());
-        assert!(bearer(&parts(&["Bearer a", "Bearer b"])).is_err());
     }
 }

@@ -18,14 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::post;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use idp::{Clock, IssuerConfig, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
 
-pub use credential::{Caller, CredentialError, KeysRead, KeysRelease, RequiredScope, bearer};
+pub use credential::{Caller, CredentialError, KeysRead, KeysRelease, RequiredScope};
 
+use crate::audit::Audit;
 use crate::config::Config;
-use crate::state::AppState;
+use crate::http::Metrics;
+use crate::issuer::Issuer;
 use crate::storage::Store;
 
 /// Why the federation service could not be assembled.
@@ -146,7 +149,29 @@ fn insert(registry: &IssuerRegistry, issuer: IssuerConfig) -> Result<(), Federat
         })
 }
 
-pub(crate) fn router() -> Router<AppState> {
+/// What the token exchange uses; the application takes it from its state
+/// (`FromRef`), so this feature never sees the rest.
+#[derive(Clone)]
+pub struct ExchangeState {
+    /// Trusted issuers, validation, rate limits.
+    pub federation: Arc<Federation>,
+    /// The broker's own issuer, which mints the credential.
+    pub issuer: Arc<Issuer>,
+    /// Mappings.
+    pub store: Store,
+    /// Where every decision is recorded.
+    pub audit: Arc<dyn Audit>,
+    /// Token decision counters.
+    pub metrics: Arc<Metrics>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ExchangeState: FromRef<S>,
+{
     Router::new().route("/v1/token", post(token::exchange))
 }
 

@@ -16,15 +16,12 @@ use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
-use idp::{
-    AccessTokenClaims, MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken,
-};
+use idp::{MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken};
 use serde_json::json;
 
-use super::mapping_rule;
+use super::{ExchangeState, mapping_rule};
 use crate::audit::AuditEvent;
-use crate::issuer::unix_ms;
-use crate::state::AppState;
+use crate::time::unix_ms;
 
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
@@ -115,7 +112,7 @@ impl Denial {
 }
 
 pub(super) async fn exchange(
-    State(state): State<AppState>,
+    State(state): State<ExchangeState>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let request = match form {
@@ -181,7 +178,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> Response {
     .into_response()
 }
 
-async fn decide(state: &AppState, request: &TokenRequest) -> Result<Response, Denial> {
+async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Response, Denial> {
     let federation = &state.federation;
     let invalid_request = |reason, msg: &str| Denial {
         error: OAuthError::new("invalid_request", msg),
@@ -272,35 +269,26 @@ async fn decide(state: &AppState, request: &TokenRequest) -> Result<Response, De
         });
     }
 
-    let (rule, adtech) = select(state, &token).await?;
-    let granted = match request.scope.as_deref().map(str::trim) {
-        None | Some("") => rule.scopes.clone(),
-        Some(requested) => {
-            let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
-            if let Some(extra) = requested.iter().find(|s| !rule.scopes.contains(s)) {
-                return Err(Denial {
-                    error: OAuthError::new(
-                        "invalid_scope",
-                        format!("scope `{extra}` is not granted to this identity"),
-                    ),
-                    reason: "invalid_scope",
-                });
-            }
-            requested
-        }
-    };
+    let candidates = candidates(state, &token).await?;
+    let matched = idp::select_mapping(&token, &candidates.active)
+        .map_err(|rejection| candidates.denial(rejection))?;
+    let requested = request
+        .scope
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split_whitespace().map(str::to_owned).collect());
+    let claims = matched
+        .grant(audience.clone(), requested, federation.token_ttl)
+        .map_err(|e| Denial {
+            error: OAuthError::new("invalid_scope", e.to_string()),
+            reason: "invalid_scope",
+        })?;
+    let rule = matched.mapping();
+    let adtech = rule.adtech.clone();
+    let granted = claims.scopes().to_vec();
 
     let now = state.clock.now();
-    let claims = AccessTokenClaims {
-        adtech: adtech.clone(),
-        client_id: rule.id.clone(),
-        audience: audience.clone(),
-        scopes: granted.clone(),
-        cloud: rule.cloud,
-        src_iss: token.iss().to_owned(),
-        src_sub: token.sub().to_owned(),
-        ttl: federation.token_ttl,
-    };
     let minted = state
         .issuer
         .current()
@@ -355,8 +343,38 @@ async fn decide(state: &AppState, request: &TokenRequest) -> Result<Response, De
     Ok(response)
 }
 
-/// Exactly one enabled mapping of an enabled ad tech must match.
-async fn select(state: &AppState, token: &VerifiedToken) -> Result<(idp::Mapping, String), Denial> {
+/// The enabled mappings of enabled ad techs for the token's identity, and whether a
+/// disabled ad tech had one (so "no mapping" can say why).
+struct Candidates {
+    active: Vec<idp::Mapping>,
+    of_disabled_adtech: bool,
+}
+
+impl Candidates {
+    fn denial(&self, rejection: MappingRejection) -> Denial {
+        match rejection {
+            MappingRejection::NoMapping if self.of_disabled_adtech => Denial::grant(
+                "adtech_disabled",
+                "the ad tech of this identity is disabled",
+            ),
+            MappingRejection::NoMapping => {
+                Denial::grant("no_mapping", "no mapping for this identity")
+            }
+            MappingRejection::Ambiguous { .. } => Denial::grant(
+                "ambiguous_mapping",
+                "more than one mapping matches this identity",
+            ),
+            MappingRejection::ConditionFailed { claim } => Denial::grant(
+                "condition_failed",
+                format!("a mapping condition does not hold (claim `{claim}`)"),
+            ),
+        }
+    }
+}
+
+/// Exactly one enabled mapping of an enabled ad tech must match: these are the ones that
+/// may.
+async fn candidates(state: &ExchangeState, token: &VerifiedToken) -> Result<Candidates, Denial> {
     let rows = state
         .store
         .mappings_for_subject(token.iss(), token.sub())
@@ -386,25 +404,8 @@ async fn select(state: &AppState, token: &VerifiedToken) -> Result<(idp::Mapping
             active.push(rule);
         }
     }
-    match idp::select_mapping(token, &active) {
-        Ok(rule) => {
-            let adtech = rule.adtech.clone();
-            Ok((rule.clone(), adtech))
-        }
-        Err(MappingRejection::NoMapping) if of_disabled_adtech => Err(Denial::grant(
-            "adtech_disabled",
-            "the ad tech of this identity is disabled",
-        )),
-        Err(MappingRejection::NoMapping) => {
-            Err(Denial::grant("no_mapping", "no mapping for this identity"))
-        }
-        Err(MappingRejection::Ambiguous { .. }) => Err(Denial::grant(
-            "ambiguous_mapping",
-            "more than one mapping matches this identity",
-        )),
-        Err(MappingRejection::ConditionFailed { claim }) => Err(Denial::grant(
-            "condition_failed",
-            format!("a mapping condition does not hold (claim `{claim}`)"),
-        )),
-    }
+    Ok(Candidates {
+        active,
+        of_disabled_adtech,
+    })
 }

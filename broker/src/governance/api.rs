@@ -1,19 +1,47 @@
 //! `/v1/gov/*`: governance over the admin API.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use idp::Clock;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Change, ProposalView};
+use super::{Change, Governance, ProposalView};
 use crate::Error;
-use crate::admin::{AnyRole, GovernorRole, Operator};
+use crate::audit::Audit;
 use crate::http::{ApiJson, ApiQuery};
-use crate::state::AppState;
+use crate::operator::{AdminAuth, AnyRole, GovernorRole, Operator};
+use crate::storage::Store;
 
-pub(crate) fn router() -> Router<AppState> {
+/// What the governance endpoints use; taken from the application's state.
+#[derive(Clone)]
+pub struct GovernanceState {
+    /// Proposals, ballots and their application.
+    pub governance: Arc<Governance>,
+    /// Members, proposals, ballots.
+    pub store: Store,
+    /// Where every step is recorded.
+    pub audit: Arc<dyn Audit>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl GovernanceState {
+    fn now_ms(&self) -> i64 {
+        crate::time::unix_ms(self.clock.now())
+    }
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    GovernanceState: FromRef<S>,
+    Arc<AdminAuth>: FromRef<S>,
+{
     Router::new()
         .route("/v1/gov/members", get(members))
         .route("/v1/gov/proposals", get(list).post(propose))
@@ -23,7 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// `GET /v1/gov/members`
 async fn members(
-    State(state): State<AppState>,
+    State(state): State<GovernanceState>,
     _operator: Operator<AnyRole>,
 ) -> Result<Json<Value>, Error> {
     let members = state.store.gov_members().await?;
@@ -42,7 +70,7 @@ struct ProposeRequest {
 
 /// `POST /v1/gov/proposals`
 async fn propose(
-    State(state): State<AppState>,
+    State(state): State<GovernanceState>,
     operator: Operator<GovernorRole>,
     ApiJson(request): ApiJson<ProposeRequest>,
 ) -> Result<(StatusCode, Json<ProposalView>), Error> {
@@ -67,7 +95,7 @@ struct ListQuery {
 
 /// `GET /v1/gov/proposals?status=`
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<GovernanceState>,
     _operator: Operator<AnyRole>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, Error> {
@@ -94,7 +122,7 @@ async fn list(
 
 /// `GET /v1/gov/proposals/{id}`
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<GovernanceState>,
     _operator: Operator<AnyRole>,
     Path(id): Path<String>,
 ) -> Result<Json<ProposalView>, Error> {
@@ -115,7 +143,7 @@ struct BallotRequest {
 
 /// `POST /v1/gov/proposals/{id}/ballots`
 async fn approve(
-    State(state): State<AppState>,
+    State(state): State<GovernanceState>,
     operator: Operator<GovernorRole>,
     Path(id): Path<String>,
     ApiJson(ballot): ApiJson<BallotRequest>,

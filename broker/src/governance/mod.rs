@@ -12,6 +12,8 @@
 //! the database has none; from then on only approved proposals change them.
 
 mod api;
+
+pub use api::GovernanceState;
 pub mod model;
 
 use base64::Engine as _;

@@ -7,10 +7,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::LifecycleState;
 use crate::Error;
-use crate::admin::{AdminRole, Operator, ReaderRole};
 use crate::http::{ApiJson, ApiQuery};
-use crate::state::AppState;
+use crate::operator::{AdminRole, Operator, ReaderRole};
 use crate::storage::KeyRecord;
 
 fn describe(key: &KeyRecord, now_ms: i64) -> Value {
@@ -41,7 +41,7 @@ pub(super) struct ListQuery {
 
 /// `GET /v1/admin/keys?useCase=`
 pub(super) async fn list(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     _operator: Operator<ReaderRole>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, Error> {
@@ -61,7 +61,7 @@ pub(super) struct RotateRequest {
 /// `POST /v1/admin/keys/rotate`: a fresh key set for a use case now; the
 /// new keys displace the old ones in the public set once acknowledged.
 pub(super) async fn rotate(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<RotateRequest>,
 ) -> Result<Json<Value>, Error> {
@@ -100,7 +100,7 @@ pub(super) async fn rotate(
 
 /// `POST /v1/admin/keys/{id}/revoke`
 pub(super) async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     operator: Operator<AdminRole>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
@@ -126,7 +126,7 @@ pub(super) struct RewrapRequest {
 /// the cloud's current KEK, from the storage KEK's copy (after a cloud is
 /// enabled or its KEK changes; the lifecycle also does this at start).
 pub(super) async fn rewrap(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     _operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<RewrapRequest>,
 ) -> Result<Json<Value>, Error> {

@@ -9,8 +9,10 @@
 //! ES256 signature over the key. Replays of the same key get the same
 //! answer; the same id with another public key gets 409.
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use base64::Engine as _;
@@ -18,12 +20,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::service::LifecycleError;
+use super::LifecycleState;
+use super::service::{KeyService, LifecycleError};
 use crate::Error;
 use crate::audit::AuditEvent;
 use crate::config::Role;
 use crate::http::ApiJson;
-use crate::state::AppState;
 use crate::storage::{KeyRecord, StoreError, status};
 
 /// Keys a coordinator publishes for its peer.
@@ -167,7 +169,7 @@ impl PeerClient {
 }
 
 /// `GET /v1/peer/keys`
-pub(super) async fn peer_keys(State(state): State<AppState>) -> Json<PeerKeys> {
+pub(super) async fn peer_keys(State(state): State<LifecycleState>) -> Json<PeerKeys> {
     Json(state.keys.own_keys())
 }
 
@@ -176,20 +178,23 @@ pub(super) struct PeerCaller {
     subject: String,
 }
 
-impl FromRequestParts<AppState> for PeerCaller {
+/// Generic over the router's state: all it needs is the [`KeyService`] that holds the
+/// peer's issuer.
+impl<St> FromRequestParts<St> for PeerCaller
+where
+    St: Send + Sync,
+    Arc<KeyService>: FromRef<St>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(validator) = state.keys.peer_validator() else {
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let keys = Arc::<KeyService>::from_ref(state);
+        let Some(validator) = keys.peer_validator() else {
             return Err(Error::Forbidden(
                 "this coordinator accepts no handover (not a type2 with a peer_issuer)".into(),
             ));
         };
-        let token =
-            crate::federation::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
+        let token = crate::bearer::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
         let verified = validator.validate(token).await.map_err(|r| {
             Error::Unauthenticated(format!("peer token refused: {}", r.description()))
         })?;
@@ -210,7 +215,7 @@ fn bad(field: &str, problem: &str) -> Error {
 
 /// `POST /v1alpha/encryptionKeys` on a Type-2.
 pub(super) async fn receive(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     caller: PeerCaller,
     ApiJson(request): ApiJson<HandoverRequest>,
 ) -> Result<(StatusCode, Json<HandoverAnswer>), Error> {

@@ -24,9 +24,32 @@ use axum::routing::{get, post};
 pub use handover::{HandoverAnswer, HandoverRequest, PeerKeys};
 pub use service::{KeyService, LifecycleError, RewrapOutcome, RewrappedSplit};
 
-use crate::state::AppState;
+use std::sync::Arc;
 
-pub(crate) fn router() -> Router<AppState> {
+use axum::extract::FromRef;
+
+use crate::audit::Audit;
+use crate::operator::AdminAuth;
+use crate::storage::Store;
+
+/// What the key lifecycle's endpoints use; taken from the application's state.
+#[derive(Clone)]
+pub struct LifecycleState {
+    /// The key lifecycle.
+    pub keys: Arc<KeyService>,
+    /// Keys and splits.
+    pub store: Store,
+    /// Where administration and handovers are recorded.
+    pub audit: Arc<dyn Audit>,
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    LifecycleState: FromRef<S>,
+    Arc<KeyService>: FromRef<S>,
+    Arc<AdminAuth>: FromRef<S>,
+{
     Router::new()
         .route(
             "/.well-known/{use_case}/v1/public-keys",

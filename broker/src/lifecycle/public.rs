@@ -10,15 +10,15 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::LifecycleState;
 use crate::Error;
-use crate::state::AppState;
 
 const MAX_KEYS: i64 = 5;
 const MAX_AGE_CAP_SECS: i64 = 604_800;
 
 /// `GET /.well-known/{use_case}/v1/public-keys`
 pub(super) async fn public_keys(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     Path(use_case): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
@@ -31,7 +31,7 @@ pub(super) async fn public_keys(
 /// `GET /v1alpha/publicKeys`: the first configured use case's keys, as the
 /// Privacy Sandbox coordinator serves its single key set.
 pub(super) async fn default_public_keys(
-    State(state): State<AppState>,
+    State(state): State<LifecycleState>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let use_case = state
@@ -43,7 +43,11 @@ pub(super) async fn default_public_keys(
     render(&state, &use_case, &headers).await
 }
 
-async fn render(state: &AppState, use_case: &str, headers: &HeaderMap) -> Result<Response, Error> {
+async fn render(
+    state: &LifecycleState,
+    use_case: &str,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
     let now = state.keys.now_ms();
     let keys = state.store.published_keys(use_case, now, MAX_KEYS).await?;
     let body = json!({

@@ -12,9 +12,10 @@ use zeroize::Zeroizing;
 use super::handover::{HandoverAnswer, HandoverRequest, PeerClient, PeerKeys};
 use crate::audit::{Audit, AuditEvent};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
-use crate::issuer::{Issuer, unix_ms};
+use crate::issuer::Issuer;
 use crate::secrets::secret_or_create;
 use crate::storage::{KeyRecord, Store, StoreError, StoredSplit, status};
+use crate::time::unix_ms;
 
 const SIGNER_SECRET: &str = "public_key_signer";
 const HANDOVER_SECRET: &str = "handover_key";

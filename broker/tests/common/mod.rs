@@ -150,7 +150,7 @@ impl Broker {
         issuer
             .mint_access_token(
                 std::time::SystemTime::now(),
-                &idp::AccessTokenClaims {
+                &idp::danger::UncheckedClaims {
                     adtech: adtech.into(),
                     client_id: "mapping-1".into(),
                     audience: issuer.issuer().to_owned(),
@@ -159,7 +159,8 @@ impl Broker {
                     src_iss: "https://idp.example".into(),
                     src_sub: "workload-1".into(),
                     ttl,
-                },
+                }
+                .into(),
             )
             .expect("mint")
             .as_str()

@@ -57,7 +57,7 @@ fn exactly_one_matching_mapping_authorizes() {
     };
     let candidates = [other_subject, m.clone(), other_issuer];
     assert_eq!(
-        select_mapping(&token(), &candidates).map(|m| &m.id),
+        select_mapping(&token(), &candidates).map(|m| &m.mapping().id),
         Ok(&m.id)
     );
 }
@@ -112,7 +112,7 @@ fn a_failed_condition_names_the_claim_not_the_value() {
     // A full match elsewhere wins over a condition failure.
     let ok = mapping("m2", vec![]);
     assert_eq!(
-        select_mapping(&token(), [&m, &ok]).map(|m| m.id.as_str()),
+        select_mapping(&token(), [&m, &ok]).map(|m| m.mapping().id.as_str()),
         Ok("m2")
     );
 }

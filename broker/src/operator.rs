@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,9 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::config::Config;
-use crate::issuer::unix_ms;
-use crate::state::AppState;
 use crate::storage::Store;
+use crate::time::unix_ms;
 
 /// An operator role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,16 +300,20 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-impl<R: RoleRequirement> FromRequestParts<AppState> for Operator<R> {
+/// Generic over the router's state: all it needs is [`AdminAuth`].
+impl<R, St> FromRequestParts<St> for Operator<R>
+where
+    R: RoleRequirement,
+    St: Send + Sync,
+    Arc<AdminAuth>: FromRef<St>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token =
-            crate::federation::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
-        let (actor, roles) = state.admin_auth.authenticate(token).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let token = crate::bearer::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
+        let (actor, roles) = Arc::<AdminAuth>::from_ref(state)
+            .authenticate(token)
+            .await?;
         if !roles.iter().any(|r| R::ROLES.contains(r)) {
             let needed: Vec<&str> = R::ROLES.iter().map(|r| r.as_str()).collect();
             return Err(Error::Forbidden(format!(
