@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cloud_adapters::{IdentityTokenSource, KekUri, KeyWrapper, WrapError};
+use cloud_adapters::{
+    Cloud, Federation, IdentityTokenSource, KekOptions, KekUri, KeyWrapper, KmsCredentials,
+    WrapError, open_kek,
+};
 use idp::Clock;
 use zeroize::Zeroizing;
 
@@ -68,7 +71,60 @@ fn missing(cloud: &str, key: &str) -> WrapError {
     WrapError::Misconfigured(format!("clouds.{cloud}.{key} is required for federation"))
 }
 
-/// Opens the KEK of `[clouds.<name>]`.
+/// How `[clouds.<name>]` authenticates: its static credentials (dev only;
+/// `config check` refuses them in production), else federation with the
+/// broker's identity.
+fn credentials(
+    name: &str,
+    uri: &KekUri,
+    cloud: &CloudConfig,
+    identity: Arc<dyn IdentityTokenSource>,
+) -> Result<KmsCredentials, WrapError> {
+    let statics = cloud.static_credentials.clone().unwrap_or_default();
+    let required =
+        |value: &Option<String>, key: &str| value.clone().ok_or_else(|| missing(name, key));
+    let federation = match uri.cloud() {
+        None => return Ok(KmsCredentials::Ambient),
+        Some(Cloud::Aws) => {
+            if let (Some(access_key_id), Some(secret)) =
+                (statics.access_key_id, statics.secret_access_key)
+            {
+                return Ok(KmsCredentials::AwsAccessKey {
+                    access_key_id,
+                    secret_access_key: Zeroizing::new(secret),
+                });
+            }
+            Federation::Aws {
+                role_arn: required(&cloud.role_arn, "role_arn")?,
+                sts_endpoint: cloud.sts_endpoint.clone(),
+            }
+        }
+        Some(Cloud::Gcp) | Some(Cloud::Azure) if statics.access_token.is_some() => {
+            let token = statics.access_token.unwrap_or_default();
+            return Ok(KmsCredentials::BearerToken(Zeroizing::new(token)));
+        }
+        Some(Cloud::Gcp) => Federation::Gcp {
+            workload_identity_provider: required(
+                &cloud.workload_identity_provider,
+                "workload_identity_provider",
+            )?,
+            service_account: required(&cloud.service_account, "service_account")?,
+            sts_url: cloud.sts_url.clone(),
+            iam_credentials_url: cloud.iam_credentials_url.clone(),
+        },
+        Some(Cloud::Azure) => Federation::Azure {
+            tenant_id: required(&cloud.tenant_id, "tenant_id")?,
+            client_id: required(&cloud.client_id, "client_id")?,
+            authority_host: cloud.authority_host.clone(),
+        },
+    };
+    Ok(KmsCredentials::Federated {
+        identity,
+        federation,
+    })
+}
+
+/// Opens the KEK of `[clouds.<name>]` through the one credential factory.
 pub async fn open_cloud_kek(
     name: &str,
     cloud: &CloudConfig,
@@ -76,113 +132,23 @@ pub async fn open_cloud_kek(
     identity: Arc<dyn IdentityTokenSource>,
 ) -> Result<Arc<dyn KeyWrapper>, WrapError> {
     let uri: KekUri = cloud.kek.parse()?;
-    let statics = cloud.static_credentials.clone().unwrap_or_default();
-    match &uri {
-        KekUri::Local { .. } => cloud_adapters::open_wrapper(&uri, ctx).await,
-        KekUri::AwsKms { .. } => {
-            use cloud_adapters::aws::{AwsCredentials, AwsKmsWrapper, AwsSettings};
-            let credentials = match (statics.access_key_id, statics.secret_access_key) {
-                (Some(access_key_id), Some(secret_access_key)) => AwsCredentials::Static {
-                    access_key_id,
-                    secret_access_key,
-                },
-                _ => AwsCredentials::WebIdentity {
-                    role_arn: cloud
-                        .role_arn
-                        .clone()
-                        .ok_or_else(|| missing(name, "role_arn"))?,
-                    session_name: "keyferry".into(),
-                    sts_endpoint: cloud.sts_endpoint.clone(),
-                    identity,
-                    audience: "sts.amazonaws.com".into(),
-                },
-            };
-            let mut settings = AwsSettings::new(credentials);
-            settings.endpoint = cloud
-                .endpoint
-                .as_ref()
-                .map(|u| u.as_str().trim_end_matches('/').to_owned());
-            Ok(Arc::new(AwsKmsWrapper::new(&uri, settings)?))
-        }
-        KekUri::GcpKms { .. } => {
-            use cloud_adapters::gcp::{GcpCredentials, GcpKmsWrapper, GcpSettings};
-            let credentials = match statics.access_token {
-                Some(token) => GcpCredentials::Static {
-                    access_token: Zeroizing::new(token),
-                },
-                None => {
-                    let mut federated = GcpCredentials::federated(
-                        identity,
-                        cloud
-                            .workload_identity_provider
-                            .clone()
-                            .ok_or_else(|| missing(name, "workload_identity_provider"))?,
-                        cloud
-                            .service_account
-                            .clone()
-                            .ok_or_else(|| missing(name, "service_account"))?,
-                    );
-                    if let GcpCredentials::Federated {
-                        sts_url,
-                        iam_credentials_url,
-                        ..
-                    } = &mut federated
-                    {
-                        if let Some(url) = &cloud.sts_url {
-                            *sts_url = url.clone();
-                        }
-                        if let Some(url) = &cloud.iam_credentials_url {
-                            *iam_credentials_url = url.clone();
-                        }
-                    }
-                    federated
-                }
-            };
-            let mut settings = GcpSettings::new(credentials);
-            settings.endpoint = cloud
-                .endpoint
-                .as_ref()
-                .map(|u| u.as_str().trim_end_matches('/').to_owned());
-            Ok(Arc::new(GcpKmsWrapper::new(uri.clone(), settings).await?))
-        }
-        KekUri::AzureKeyVault { .. } => {
-            use cloud_adapters::azure::{AzureCredentials, AzureKeyVaultWrapper, AzureSettings};
-            let credentials = match statics.access_token {
-                Some(token) => AzureCredentials::Static {
-                    access_token: Zeroizing::new(token),
-                },
-                None => {
-                    let mut federated = AzureCredentials::federated(
-                        identity,
-                        cloud
-                            .tenant_id
-                            .clone()
-                            .ok_or_else(|| missing(name, "tenant_id"))?,
-                        cloud
-                            .client_id
-                            .clone()
-                            .ok_or_else(|| missing(name, "client_id"))?,
-                    );
-                    if let (AzureCredentials::Federated { authority_host, .. }, Some(host)) =
-                        (&mut federated, &cloud.authority_host)
-                    {
-                        *authority_host = host.clone();
-                    }
-                    federated
-                }
-            };
-            let mut settings = AzureSettings::new(credentials);
-            if let Some(path) = &cloud.ca_file {
-                settings.ca_certificate_pem = Some(std::fs::read(path).map_err(|e| {
-                    WrapError::Misconfigured(format!(
-                        "clouds.{name}.ca_file {}: {e}",
-                        path.display()
-                    ))
-                })?);
-            }
-            Ok(Arc::new(AzureKeyVaultWrapper::new(uri.clone(), settings)?))
-        }
-    }
+    let credentials = credentials(name, &uri, cloud, identity)?;
+    let ca_certificate_pem = match &cloud.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            WrapError::Misconfigured(format!("clouds.{name}.ca_file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let options = KekOptions {
+        endpoint: cloud
+            .endpoint
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
+        ca_certificate_pem,
+        local_kek_dir: ctx.local_kek_dir.clone(),
+        allow_local: ctx.allow_local,
+    };
+    open_kek(&uri, credentials, &options).await
 }
 
 /// A KEK that records each call's latency and failures in the broker's

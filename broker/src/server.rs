@@ -126,10 +126,14 @@ pub async fn build_state_with(
     };
     let mut cloud_keks = Vec::new();
     for (name, cloud) in config.clouds.enabled() {
-        let kek = crate::kek::open_cloud_kek(name, cloud, &ctx, identity.clone())
+        let label = name.as_str();
+        let kek = crate::kek::open_cloud_kek(label, cloud, &ctx, identity.clone())
             .await
-            .map_err(|e| StartError::CloudKek(name, e))?;
-        cloud_keks.push((name, crate::kek::MeteredKek::wrap(name, kek, metrics.kms())));
+            .map_err(|e| StartError::CloudKek(label, e))?;
+        cloud_keks.push((
+            name,
+            crate::kek::MeteredKek::wrap(label, kek, metrics.kms()),
+        ));
     }
     let keys = KeyService::open(
         &config,

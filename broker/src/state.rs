@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use cloud_adapters::KeyWrapper;
+use cloud_adapters::{Cloud, KeyWrapper};
 use idp::Clock;
 
 use crate::audit::{Audit, TransparencyLog};
@@ -44,7 +44,7 @@ pub struct AppState {
     /// The key lifecycle.
     pub keys: Arc<KeyService>,
     /// Each enabled workload cloud's KEK, by cloud name.
-    pub cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
+    pub cloud_keks: Vec<(Cloud, Arc<dyn KeyWrapper>)>,
     /// Governance of release policies.
     pub governance: Arc<Governance>,
     /// The key endpoints and attested release.

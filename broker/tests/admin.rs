@@ -284,7 +284,7 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
         )
         .await;
     assert_eq!(status, 200);
-    let events = env.state.store.audit_events(0, 100).await.expect("audit");
+    let events = env.state.audit_log.events(0, 100).await.expect("audit");
     let actors: Vec<&str> = events
         .iter()
         .filter_map(|e| e.body["actor"].as_str())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use keyferry::audit::{Audit, AuditEvent};
+use keyferry::audit::{Audit, AuditEvent, EventKind};
 use keyferry::config::Config;
 use keyferry::server::Server;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ impl Broker {
 
     async fn record(&self, n: usize) {
         for i in 0..n {
-            let event = AuditEvent::new("test.event", "tester", json!({"i": i}));
+            let event = AuditEvent::new(EventKind::KeysFetched, "tester", json!({"i": i}));
             self.state.audit.record(0, event).await.expect("append");
         }
     }
@@ -531,7 +531,7 @@ async fn replicas_appending_to_one_postgres_database_make_one_log() {
             tokio::spawn(async move {
                 log.record(
                     i as i64,
-                    AuditEvent::new("test.event", "replica", json!({"i": i})),
+                    AuditEvent::new(EventKind::KeysFetched, "replica", json!({"i": i})),
                 )
                 .await
             })

@@ -56,7 +56,7 @@ async fn key(
         ciphertext: state.storage_kek.wrap(split).await.expect("wrap"),
     }];
     for (name, kek) in &state.cloud_keks {
-        if clouds.contains(name) {
+        if clouds.contains(&name.as_str()) {
             splits.push(StoredSplit {
                 kek_uri: kek.kek_uri().to_string(),
                 ciphertext: kek.wrap(split).await.expect("wrap"),

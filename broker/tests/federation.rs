@@ -296,7 +296,7 @@ async fn each_clouds_token_is_exchanged(db: Db) {
         );
 
         // The allow decision is audited without the token.
-        let events = env.state.store.audit_events(0, 100).await.expect("audit");
+        let events = env.state.audit_log.events(0, 100).await.expect("audit");
         let allow = events
             .iter()
             .find(|e| e.kind == "token.exchange" && e.body["details"]["decision"] == "allow")
@@ -519,7 +519,7 @@ async fn every_failed_check_is_refused(db: Db) {
     );
 
     // Every deny is audited with its reason and never the token.
-    let events = env.state.store.audit_events(0, 1000).await.expect("audit");
+    let events = env.state.audit_log.events(0, 1000).await.expect("audit");
     let denies = events
         .iter()
         .filter(|e| e.body["details"]["decision"] == "deny")
@@ -659,7 +659,7 @@ async fn malformed_requests_get_the_right_oauth_error() {
     assert!(env.state.metrics.render().contains(
         "keyferry_token_decisions_total{decision=\"deny\",reason=\"malformed_request\"} 2"
     ));
-    let events = env.state.store.audit_events(0, 100).await.expect("audit");
+    let events = env.state.audit_log.events(0, 100).await.expect("audit");
     let malformed = events
         .iter()
         .filter(|e| e.body["details"]["reason"] == "malformed_request")

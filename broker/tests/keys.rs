@@ -11,7 +11,7 @@ use cloud_adapters::KeyWrapper;
 use idp::{Clock, ManualClock};
 use keyferry::AppState;
 use keyferry::config::{Config, Role};
-use keyferry::lifecycle::HandoverRequest;
+use keyferry::lifecycle::handover_request;
 use keyferry::testing::TestDb;
 use serde_json::{Value, json};
 
@@ -206,8 +206,8 @@ async fn keys_are_published_only_after_the_type2_acknowledges() {
     );
     let kinds: Vec<String> =
         p.t2.state
-            .store
-            .audit_events(0, 100)
+            .audit_log
+            .events(0, 100)
             .await
             .expect("audit")
             .into_iter()
@@ -263,7 +263,7 @@ async fn a_pending_key_is_dropped_after_the_handover_timeout() {
     p.clock.advance(Duration::from_secs(3601));
     assert_eq!(p.t1.state.keys.purge().await.expect("purge"), 5);
     assert!(p.t1.state.store.keys(None).await.expect("keys").is_empty());
-    let events = p.t1.state.store.audit_events(0, 100).await.expect("audit");
+    let events = p.t1.state.audit_log.events(0, 100).await.expect("audit");
     assert_eq!(events.iter().filter(|e| e.kind == "key.dropped").count(), 5);
 }
 
@@ -305,8 +305,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
             )
         }
     };
-    let request =
-        serde_json::to_value(HandoverRequest::for_replay(&record, &sealed)).expect("json");
+    let request = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
 
     // A replay gets the same answer.
     let (status, answer) = post(Some(token(&p.t2.base)), request.clone()).await;

@@ -79,6 +79,75 @@ impl KekUri {
     pub fn is_local(&self) -> bool {
         matches!(self, KekUri::Local { .. })
     }
+
+    /// The cloud whose KMS holds this KEK; `None` for a local KEK.
+    pub fn cloud(&self) -> Option<Cloud> {
+        match self {
+            KekUri::AwsKms { .. } => Some(Cloud::Aws),
+            KekUri::GcpKms { .. } => Some(Cloud::Gcp),
+            KekUri::AzureKeyVault { .. } => Some(Cloud::Azure),
+            KekUri::Local { .. } => None,
+        }
+    }
+}
+
+/// A workload cloud: a KMS that wraps splits, and the place a workload runs.
+/// The one list of clouds; docs/clouds.md says what adding one takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cloud {
+    /// AWS: KMS, `aws-kms://` KEKs.
+    Aws,
+    /// Google Cloud: Cloud KMS, `gcp-kms://` KEKs.
+    Gcp,
+    /// Azure: Key Vault, `azure-kv://` KEKs.
+    Azure,
+}
+
+impl Cloud {
+    /// Every cloud, in the order configuration lists them.
+    pub const ALL: [Cloud; 3] = [Cloud::Aws, Cloud::Gcp, Cloud::Azure];
+
+    /// The lower-case name used in configuration, credentials and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Gcp => "gcp",
+            Cloud::Azure => "azure",
+        }
+    }
+
+    /// The cloud named `name`.
+    pub fn from_name(name: &str) -> Option<Cloud> {
+        Cloud::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// So that `cloud == "aws"` reads as it should in tests and configuration code.
+impl PartialEq<&str> for Cloud {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Cloud {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cloud {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Cloud::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown cloud `{name}`: aws, gcp or azure"))
+        })
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> WrapError {

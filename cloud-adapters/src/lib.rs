@@ -5,8 +5,11 @@
 //! # Layout
 //! - `kek_uri`: the KEK URI schemes of DESIGN §5.1 (`aws-kms://`, `gcp-kms://`,
 //!   `azure-kv://`, `local-kek://`), parsed into a [`KekUri`] once at the edge.
+//! - `kek_uri` also holds [`Cloud`], the one list of workload clouds.
 //! - `wrapper`: the [`KeyWrapper`] trait every backend implements, and
-//!   [`open_wrapper`], the one factory that turns a URI into a backend.
+//!   [`open_wrapper`] (ambient credentials).
+//! - `open`: [`open_kek`], the one factory that turns a URI and
+//!   [`KmsCredentials`] into a backend.
 //! - `local`: [`LocalKek`], AES-256-GCM with a key file under the data dir.
 //! - `aws` (feature `aws`): AWS KMS with STS web-identity federation.
 //! - `azure` (feature `azure`): Azure Key Vault with Entra ID client assertions;
@@ -31,10 +34,12 @@ pub mod gcp;
 mod identity;
 mod kek_uri;
 mod local;
+mod open;
 mod wrapper;
 
 pub use error::WrapError;
 pub use identity::IdentityTokenSource;
-pub use kek_uri::{KekScheme, KekUri};
+pub use kek_uri::{Cloud, KekScheme, KekUri};
 pub use local::LocalKek;
+pub use open::{Federation, KekOptions, KmsCredentials, open_kek};
 pub use wrapper::{KeyWrapper, WrapperContext, open_wrapper};

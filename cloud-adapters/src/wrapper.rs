@@ -4,7 +4,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use crate::{KekUri, LocalKek, WrapError};
+use crate::open::{KekOptions, KmsCredentials, open_kek};
+use crate::{KekUri, WrapError};
 
 /// Encrypts and decrypts small secrets (splits, signing keys) with one KEK.
 ///
@@ -67,36 +68,11 @@ pub async fn open_wrapper(
     uri: &KekUri,
     ctx: &WrapperContext,
 ) -> Result<Arc<dyn KeyWrapper>, WrapError> {
-    match uri {
-        KekUri::Local { .. } if !ctx.allow_local => Err(WrapError::Misconfigured(
-            "local-kek:// is only allowed in the dev profile".into(),
-        )),
-        KekUri::Local { name } => {
-            let kek = LocalKek::open_or_create(&ctx.local_kek_dir, name).await?;
-            Ok(Arc::new(kek))
-        }
-        #[cfg(feature = "aws")]
-        KekUri::AwsKms { .. } => {
-            use crate::aws::{AwsCredentials, AwsKmsWrapper, AwsSettings};
-            let mut settings = AwsSettings::new(AwsCredentials::Ambient);
-            settings.endpoint = ctx.endpoint.clone();
-            Ok(Arc::new(AwsKmsWrapper::open(uri, settings).await?))
-        }
-        #[cfg(feature = "gcp")]
-        KekUri::GcpKms { .. } => {
-            use crate::gcp::{GcpCredentials, GcpKmsWrapper, GcpSettings};
-            let mut settings = GcpSettings::new(GcpCredentials::Ambient);
-            settings.endpoint = ctx.endpoint.clone();
-            Ok(Arc::new(GcpKmsWrapper::new(uri.clone(), settings).await?))
-        }
-        #[cfg(feature = "azure")]
-        KekUri::AzureKeyVault { .. } => {
-            use crate::azure::{AzureCredentials, AzureKeyVaultWrapper, AzureSettings};
-            let client_id = std::env::var("AZURE_CLIENT_ID").ok();
-            let settings = AzureSettings::new(AzureCredentials::ManagedIdentity { client_id });
-            Ok(Arc::new(AzureKeyVaultWrapper::new(uri.clone(), settings)?))
-        }
-        #[allow(unreachable_patterns)] // reachable when a cloud feature is off
-        other => Err(WrapError::NotBuiltIn(other.scheme().as_str())),
-    }
+    let options = KekOptions {
+        endpoint: ctx.endpoint.clone(),
+        ca_certificate_pem: None,
+        local_kek_dir: ctx.local_kek_dir.clone(),
+        allow_local: ctx.allow_local,
+    };
+    open_kek(uri, KmsCredentials::Ambient, &options).await
 }

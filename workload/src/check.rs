@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::WorkloadError;
 use crate::error::{KeyProblem, Role};
 use crate::keyset::HeldKey;
-use crate::wire::{EncryptionKey, KEY_TYPE};
+use wire::{EncryptionKey, KEY_TYPE, KeyData};
 
 /// What a coordinator's sealed material holds once opened (DESIGN §5.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl ReleasedKey {
                 doc.key_data.len()
             )));
         };
-        let signature = |entry: &crate::wire::KeyData, role: Role| {
+        let signature = |entry: &KeyData, role: Role| {
             B64.decode(&entry.public_key_signature)
                 .ok()
                 .filter(|s| !s.is_empty())

@@ -16,9 +16,9 @@ use crate::WorkloadError;
 use crate::config::CoordinatorConfig;
 use crate::error::{CoordinatorReason, Role, Step};
 use crate::token::SubjectToken;
-use crate::wire::{
-    ApiErrorBody, ChallengeResponse, EncryptionKey, OAuthErrorBody, PeerKeys, ReleaseRequest,
-    ReleaseResponse, TokenResponse,
+use wire::{
+    ChallengeResponse, EncryptionKey, EncryptionKeyList, KeyApiErrorBody, OAuthErrorBody, PeerKeys,
+    ReleaseRequest, TokenResponse,
 };
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -90,15 +90,17 @@ impl CoordinatorClient<'_> {
         };
         let reason = reason
             .or_else(|| {
-                serde_json::from_slice::<ApiErrorBody>(&body).ok().map(|b| {
-                    let detail = b.details.into_iter().next();
-                    CoordinatorReason::Api {
-                        status,
-                        reason: detail.as_ref().and_then(|d| d.reason.clone()),
-                        attestation_reason: detail.and_then(|d| d.attestation_reason),
-                        message: b.message,
-                    }
-                })
+                serde_json::from_slice::<KeyApiErrorBody>(&body)
+                    .ok()
+                    .map(|b| {
+                        let detail = b.details.into_iter().next();
+                        CoordinatorReason::Api {
+                            status,
+                            reason: detail.as_ref().and_then(|d| d.reason.clone()),
+                            attestation_reason: detail.and_then(|d| d.attestation_reason),
+                            message: b.message,
+                        }
+                    })
             })
             .unwrap_or(CoordinatorReason::Http { status });
         Err(self.fail(step, reason))
@@ -195,7 +197,7 @@ impl CoordinatorClient<'_> {
     pub(crate) async fn release(
         &self,
         credential: &Credential,
-        request: &ReleaseRequest<'_>,
+        request: &ReleaseRequest,
     ) -> Result<Vec<EncryptionKey>, WorkloadError> {
         let step = Step::Release;
         let response = self
@@ -206,7 +208,7 @@ impl CoordinatorClient<'_> {
             .send()
             .await
             .map_err(|e| self.unreachable(step, &e))?;
-        let released: ReleaseResponse = self.answer(step, response).await?;
+        let released: EncryptionKeyList = self.answer(step, response).await?;
         Ok(released.keys)
     }
 }

@@ -33,28 +33,9 @@ pub enum Profile {
     Production,
 }
 
-/// The cloud the workload runs in: whose KMS unwraps `cloud-kms` splits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cloud {
-    /// AWS (KMS, `aws-kms://` KEKs).
-    Aws,
-    /// Google Cloud (Cloud KMS, `gcp-kms://` KEKs).
-    Gcp,
-    /// Azure (Key Vault, `azure-kv://` KEKs).
-    Azure,
-}
-
-impl Cloud {
-    /// The lower-case name used in config and errors.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cloud::Aws => "aws",
-            Cloud::Gcp => "gcp",
-            Cloud::Azure => "azure",
-        }
-    }
-}
+/// The cloud the workload runs in: whose KMS unwraps `cloud-kms` splits
+/// (cloud-adapters' one list of clouds).
+pub use cloud_adapters::Cloud;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize)]

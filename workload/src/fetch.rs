@@ -30,7 +30,7 @@ use crate::evidence::{EvidenceSource, evidence_source};
 use crate::keyset::{Clock, KeySet, SystemClock};
 use crate::kms::Unwrapper;
 use crate::token::{TokenSource, token_source};
-use crate::wire::ReleaseRequest;
+use wire::ReleaseRequest;
 
 /// Everything a fetch needs, built once from the config and reused by every refresh (HTTP
 /// connection pools, KMS clients).
@@ -178,9 +178,9 @@ impl Fetcher {
         let request = ReleaseRequest {
             nonce: B64.encode(nonce),
             tee_public_key: B64.encode(tee_public),
-            evidence: &evidence,
-            use_case: self.config.use_case.as_deref(),
-            key_ids: self.config.key_ids.as_deref(),
+            evidence,
+            use_case: self.config.use_case.clone(),
+            key_ids: self.config.key_ids.clone(),
             max_age_seconds: self.config.max_age_seconds,
         };
         let documents = client.release(&credential, &request).await?;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cloud_adapters::{KekUri, KeyWrapper, WrapError, WrapperContext, open_wrapper};
+use cloud_adapters::{KekOptions, KekUri, KeyWrapper, KmsCredentials, WrapError, open_kek};
 use zeroize::Zeroizing;
 
 use crate::WorkloadError;
@@ -71,11 +71,9 @@ impl Unwrapper {
             )
         };
         let uri: KekUri = kek.parse().map_err(refuse)?;
-        let fits = match &uri {
-            KekUri::Local { .. } => self.dev,
-            KekUri::AwsKms { .. } => self.cloud == Cloud::Aws,
-            KekUri::GcpKms { .. } => self.cloud == Cloud::Gcp,
-            KekUri::AzureKeyVault { .. } => self.cloud == Cloud::Azure,
+        let fits = match uri.cloud() {
+            None => self.dev,
+            Some(cloud) => cloud == self.cloud,
         };
         if !fits {
             return Err(WorkloadError::key(
@@ -102,80 +100,66 @@ impl Unwrapper {
     }
 
     async fn open(&self, uri: &KekUri) -> Result<Arc<dyn KeyWrapper>, WrapError> {
-        use cloud_adapters::aws::{AwsCredentials, AwsKmsWrapper, AwsSettings};
-        use cloud_adapters::azure::{AzureCredentials, AzureKeyVaultWrapper, AzureSettings};
-        use cloud_adapters::gcp::{GcpCredentials, GcpKmsWrapper, GcpSettings};
-
-        let endpoint = self.kms.endpoint.clone();
-        let wrapper: Arc<dyn KeyWrapper> = match (uri, &self.kms.credentials) {
-            (KekUri::Local { .. }, _) | (_, None) => {
-                let ctx = WrapperContext {
-                    local_kek_dir: self
-                        .kms
-                        .local_kek_dir
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_KEK_DIR)),
-                    allow_local: self.dev,
-                    endpoint,
-                };
-                return open_wrapper(uri, &ctx).await;
+        // A GCP token must not be sent to Key Vault, nor an Azure one to Cloud KMS.
+        let fits = matches!(
+            (&self.kms.credentials, uri.cloud()),
+            (None, _)
+                | (_, None)
+                | (
+                    Some(StaticKmsCredentials::AwsStatic { .. }),
+                    Some(Cloud::Aws)
+                )
+                | (
+                    Some(
+                        StaticKmsCredentials::GcpStatic { .. } | StaticKmsCredentials::GcpAnonymous
+                    ),
+                    Some(Cloud::Gcp)
+                )
+                | (
+                    Some(StaticKmsCredentials::AzureStatic { .. }),
+                    Some(Cloud::Azure)
+                )
+        );
+        if !fits {
+            return Err(WrapError::Misconfigured(format!(
+                "kms.credentials do not fit a {} KEK",
+                uri.scheme().as_str()
+            )));
+        }
+        let credentials = match &self.kms.credentials {
+            None => KmsCredentials::Ambient,
+            Some(StaticKmsCredentials::AwsStatic {
+                access_key_id,
+                secret_access_key,
+            }) => KmsCredentials::AwsAccessKey {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.expose().clone(),
+            },
+            Some(StaticKmsCredentials::GcpStatic { access_token })
+            | Some(StaticKmsCredentials::AzureStatic { access_token, .. }) => {
+                KmsCredentials::BearerToken(access_token.expose().clone())
             }
-            (
-                KekUri::AwsKms { .. },
-                Some(StaticKmsCredentials::AwsStatic {
-                    access_key_id,
-                    secret_access_key,
-                }),
-            ) => {
-                let mut settings = AwsSettings::new(AwsCredentials::Static {
-                    access_key_id: access_key_id.clone(),
-                    secret_access_key: secret_access_key.expose().to_string(),
-                });
-                settings.endpoint = endpoint;
-                Arc::new(AwsKmsWrapper::new(uri, settings)?)
-            }
-            (
-                KekUri::GcpKms { .. },
-                Some(
-                    creds @ (StaticKmsCredentials::GcpStatic { .. }
-                    | StaticKmsCredentials::GcpAnonymous),
-                ),
-            ) => {
-                let credentials = match creds {
-                    StaticKmsCredentials::GcpStatic { access_token } => GcpCredentials::Static {
-                        access_token: access_token.expose().clone(),
-                    },
-                    _ => GcpCredentials::Anonymous,
-                };
-                let mut settings = GcpSettings::new(credentials);
-                settings.endpoint = endpoint;
-                Arc::new(GcpKmsWrapper::new(uri.clone(), settings).await?)
-            }
-            (
-                KekUri::AzureKeyVault { .. },
-                Some(StaticKmsCredentials::AzureStatic {
-                    access_token,
-                    ca_file,
-                }),
-            ) => {
-                let mut settings = AzureSettings::new(AzureCredentials::Static {
-                    access_token: access_token.expose().clone(),
-                });
-                if let Some(path) = ca_file {
-                    settings.ca_certificate_pem =
-                        Some(tokio::fs::read(path).await.map_err(|e| {
-                            WrapError::Misconfigured(format!("cannot read {}: {e}", path.display()))
-                        })?);
-                }
-                Arc::new(AzureKeyVaultWrapper::new(uri.clone(), settings)?)
-            }
-            _ => {
-                return Err(WrapError::Misconfigured(format!(
-                    "kms.credentials do not fit a {} KEK",
-                    uri.scheme().as_str()
-                )));
-            }
+            Some(StaticKmsCredentials::GcpAnonymous) => KmsCredentials::Anonymous,
         };
-        Ok(wrapper)
+        let ca_certificate_pem = match &self.kms.credentials {
+            Some(StaticKmsCredentials::AzureStatic {
+                ca_file: Some(path),
+                ..
+            }) => Some(tokio::fs::read(path).await.map_err(|e| {
+                WrapError::Misconfigured(format!("cannot read {}: {e}", path.display()))
+            })?),
+            _ => None,
+        };
+        let options = KekOptions {
+            endpoint: self.kms.endpoint.clone(),
+            ca_certificate_pem,
+            local_kek_dir: self
+                .kms
+                .local_kek_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_KEK_DIR)),
+            allow_local: self.dev,
+        };
+        open_kek(uri, credentials, &options).await
     }
 }

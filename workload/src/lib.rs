@@ -15,8 +15,7 @@
 //!   STS `GetWebIdentityToken`).
 //! - `evidence`: [`EvidenceSource`], [`SevGuest`] (`/dev/sev-guest`) and [`Simulated`]
 //!   (dev only).
-//! - `wire`: the coordinator API documents, among them [`EncryptionKey`].
-//! - `client`: the HTTP calls to one coordinator.
+//! - `client`: the HTTP calls to one coordinator, in the `wire` crate's documents.
 //! - `check`: the format, agreement, signature and recombination checks.
 //! - `kms`: unwrapping `cloud-kms` splits through cloud-adapters.
 //! - `fetch`: [`Fetcher`] and [`fetch_once`]: both coordinators in parallel, all or nothing.
@@ -39,7 +38,6 @@ mod keyset;
 mod kms;
 mod refresh;
 mod token;
-mod wire;
 
 use std::io::Write;
 use std::path::Path;
@@ -58,6 +56,7 @@ pub use token::{
     AwsStsTokenSource, AzureImdsTokenSource, FileTokenSource, GcpMetadataTokenSource, SubjectToken,
     TokenSource, token_source,
 };
+/// The coordinator API documents, shared with the broker (the `wire` crate).
 pub use wire::{EncryptionKey, KEY_TYPE, KeyData};
 
 /// Installs aws-lc-rs as rustls' process-wide provider if none is. Several crypto backends

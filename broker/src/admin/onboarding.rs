@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::validation;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::federation::mapping_rule;
 use crate::http::{ApiJson, ApiQuery};
 use crate::issuer::SCOPES_SUPPORTED;
@@ -25,7 +25,7 @@ type Created = (StatusCode, Json<Value>);
 
 async fn audit(
     state: &AppState,
-    kind: &'static str,
+    kind: EventKind,
     actor: &str,
     details: Value,
 ) -> Result<(), Error> {
@@ -110,7 +110,13 @@ pub(super) async fn add_issuer(
     registry
         .insert(config)
         .map_err(|e| Error::invalid_field("issuer", e))?;
-    audit(&state, "issuer.added", &operator.actor, document.clone()).await?;
+    audit(
+        &state,
+        EventKind::IssuerAdded,
+        &operator.actor,
+        document.clone(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "source": "api", "issuer": document })),
@@ -163,7 +169,7 @@ pub(super) async fn remove_issuer(
     state.federation.remove_issuer(&removed.issuer);
     audit(
         &state,
-        "issuer.removed",
+        EventKind::IssuerRemoved,
         &operator.actor,
         json!({ "name": name, "issuer": removed.issuer }),
     )
@@ -215,7 +221,13 @@ pub(super) async fn create_adtech(
         updated_at: now,
     };
     state.store.insert_adtech(&adtech).await?;
-    audit(&state, "adtech.created", &operator.actor, to_value(&adtech)).await?;
+    audit(
+        &state,
+        EventKind::AdtechCreated,
+        &operator.actor,
+        to_value(&adtech),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(to_value(&adtech))))
 }
 
@@ -261,9 +273,9 @@ pub(super) async fn update_adtech(
         .set_adtech_enabled(&id, patch.enabled, unix_ms(state.clock.now()))
         .await?;
     let kind = if patch.enabled {
-        "adtech.enabled"
+        EventKind::AdtechEnabled
     } else {
-        "adtech.disabled"
+        EventKind::AdtechDisabled
     };
     audit(&state, kind, &operator.actor, json!({ "id": id })).await?;
     Ok(Json(to_value(&adtech)))
@@ -353,7 +365,13 @@ pub(super) async fn add_identity(
             StoreError::Conflict(what) => Error::Conflict(format!("identity {what}")),
             other => other.into(),
         })?;
-    audit(&state, "mapping.added", &operator.actor, to_value(&record)).await?;
+    audit(
+        &state,
+        EventKind::MappingAdded,
+        &operator.actor,
+        to_value(&record),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(to_value(&record))))
 }
 
@@ -393,7 +411,7 @@ pub(super) async fn remove_identity(
     let removed = state.store.delete_mapping(&mapping).await?;
     audit(
         &state,
-        "mapping.removed",
+        EventKind::MappingRemoved,
         &operator.actor,
         to_value(&removed),
     )

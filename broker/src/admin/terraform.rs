@@ -74,7 +74,7 @@ pub fn terraform_vars(
         };
         let identities: Vec<Value> = mappings
             .iter()
-            .filter(|m| m.enabled && m.cloud == cloud)
+            .filter(|m| m.enabled && m.cloud == cloud.as_str())
             .map(|m| {
                 json!({
                     "issuer": m.issuer,
@@ -93,7 +93,7 @@ pub fn terraform_vars(
         vars.insert("use_cases".into(), json!(adtech.use_cases));
         vars.insert(key_var.into(), json!(key_value));
         vars.insert("workload_identities".into(), Value::Array(identities));
-        out.insert(cloud.into(), Value::Object(vars));
+        out.insert(cloud.as_str().into(), Value::Object(vars));
     }
     Value::Object(out)
 }

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use super::merkle::{self, Hash};
-use super::{Audit, AuditEvent};
+use super::{Audit, AuditEntry, AuditEvent};
 use crate::secrets::{SecretError, secret_or_create};
 use crate::storage::{Store, StoreError, StoredHead};
 use crate::time::unix_ms;
@@ -75,6 +75,19 @@ impl SignedTreeHead {
     }
 }
 
+/// One entry, read back through [`AuditEntry`] ([`TransparencyLog::events`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoggedEvent {
+    /// Position in the total order, from 1 (log index + 1).
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// What happened, e.g. `adtech.created`.
+    pub kind: String,
+    /// `{"actor", "details"}`; never a secret.
+    pub body: serde_json::Value,
+}
+
 struct Pending {
     at_ms: i64,
     event: AuditEvent,
@@ -111,15 +124,7 @@ pub enum LogError {
 
 /// The canonical JSON of the entry at `index`.
 pub fn canonical_entry(index: i64, at_ms: i64, event: &AuditEvent) -> String {
-    let value = json!({
-        "index": index,
-        "time": at_ms,
-        "kind": event.kind,
-        "actor": event.actor,
-        "details": event.details,
-    });
-    // Serialising a serde_json::Value cannot fail.
-    serde_jcs::to_string(&value).unwrap_or_default()
+    AuditEntry::new(index, at_ms, event).canonical()
 }
 
 async fn write_batch(
@@ -230,8 +235,8 @@ impl TransparencyLog {
         }
         for (at, kind, body) in legacy {
             let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let event = AuditEvent::new(
-                kind,
+            let event = AuditEvent::imported(
+                &kind,
                 body["actor"].as_str().unwrap_or("unknown"),
                 body["details"].clone(),
             );
@@ -261,6 +266,28 @@ impl TransparencyLog {
         end: i64,
     ) -> Result<Vec<crate::storage::StoredEntry>, LogError> {
         Ok(self.store.audit_entries(start, end).await?)
+    }
+
+    /// Up to `limit` entries after the first `after`, parsed, in order: a
+    /// convenience view for tests and tools (the API serves the canonical
+    /// text).
+    pub async fn events(&self, after: i64, limit: i64) -> Result<Vec<LoggedEvent>, LogError> {
+        let start = after.max(0);
+        self.entries(start, start.saturating_add(limit))
+            .await?
+            .into_iter()
+            .map(|stored| {
+                let entry = AuditEntry::parse(&stored.entry).map_err(|e| {
+                    StoreError::Corrupt(format!("audit entry {}: {e}", stored.index))
+                })?;
+                Ok(LoggedEvent {
+                    seq: entry.index + 1,
+                    at: entry.time,
+                    kind: entry.kind.as_str().to_owned(),
+                    body: json!({ "actor": entry.actor, "details": entry.details }),
+                })
+            })
+            .collect()
     }
 
     /// The current signed tree head; signs a new one when entries arrived

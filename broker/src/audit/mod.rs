@@ -5,6 +5,8 @@
 //! be audited answers after its record exists. The implementation is the
 //! transparency log:
 //!
+//! - `event`: [`EventKind`], every kind of entry, and [`AuditEntry`], an
+//!   entry as written and read back.
 //! - `log`: [`TransparencyLog`]: group-committed appends, signed tree heads.
 //! - `merkle`: RFC 9162 hashing, proofs and their verification.
 //! - `verify`: the offline verifier behind `keyferry audit verify`.
@@ -14,11 +16,10 @@
 //! credential (only its `jti`), not key material.
 
 mod api;
+mod event;
 pub mod log;
 pub mod merkle;
 pub mod verify;
-
-use std::borrow::Cow;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -28,8 +29,9 @@ use crate::storage::StoreError;
 /// Something that happened, in the vocabulary auditors read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEvent {
-    /// Dotted kind, e.g. `token.exchange`, `adtech.created`.
-    pub kind: Cow<'static, str>,
+    /// What kind of thing: one of [`EventKind`] (or, for entries imported
+    /// from the interim table, the name they had).
+    pub kind: EntryKind,
     /// Who caused it: `admin-token:<label>` or `operator:<sub>` for
     /// operators, `adtech:<id>` for an allowed exchange, `workload` for a
     /// refused one (the claimed identity is in the details).
@@ -40,13 +42,19 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event with details.
-    pub fn new(
-        kind: impl Into<Cow<'static, str>>,
-        actor: impl Into<String>,
-        details: Value,
-    ) -> Self {
+    pub fn new(kind: EventKind, actor: impl Into<String>, details: Value) -> Self {
         AuditEvent {
-            kind: kind.into(),
+            kind: EntryKind::Known(kind),
+            actor: actor.into(),
+            details,
+        }
+    }
+
+    /// An event of the interim `audit_events` table, moved into the log with
+    /// the kind it was stored under.
+    fn imported(kind: &str, actor: impl Into<String>, details: Value) -> Self {
+        AuditEvent {
+            kind: EntryKind::from_name(kind),
             actor: actor.into(),
             details,
         }
@@ -62,4 +70,5 @@ pub trait Audit: Send + Sync + std::fmt::Debug {
 
 pub use api::MAX_ENTRIES_PER_CALL;
 pub(crate) use api::router;
-pub use log::{SignedTreeHead, TransparencyLog};
+pub use event::{AuditEntry, EntryKind, EventKind};
+pub use log::{LoggedEvent, SignedTreeHead, TransparencyLog};

@@ -108,9 +108,7 @@ pub fn verify(export: &Export, saved: Option<&SignedTreeHead>) -> Result<Verifie
                 problem: problem.into(),
             });
         }
-        let claimed = serde_json::from_str::<serde_json::Value>(&e.entry)
-            .ok()
-            .and_then(|v| v["index"].as_u64());
+        let claimed = super::AuditEntry::claimed_index(&e.entry);
         if claimed != Some(position) {
             return Err(VerifyFailure::BadEntry {
                 index: position,

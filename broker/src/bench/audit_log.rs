@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::percentiles;
-use crate::audit::{Audit, AuditEvent, TransparencyLog};
+use crate::audit::{Audit, AuditEvent, EventKind, TransparencyLog};
 use crate::storage::Store;
 
 /// Runs the audit-log benchmark; prints a report (JSON with `json`).
@@ -34,8 +34,11 @@ pub async fn audit_log(
             let log = log.clone();
             tokio::spawn(async move {
                 for i in 0..per_worker {
-                    let event =
-                        AuditEvent::new("bench.event", "bench", json!({"worker": w, "i": i}));
+                    let event = AuditEvent::new(
+                        EventKind::KeysFetched,
+                        "bench",
+                        json!({"worker": w, "i": i}),
+                    );
                     log.record(0, event).await?;
                 }
                 anyhow::Ok(())

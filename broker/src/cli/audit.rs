@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::client::{Client, Connection, Failure, block_on_client, print_table, text};
 use crate::audit::merkle;
 use crate::audit::verify::{self, Export, ExportedEntry};
-use crate::audit::{MAX_ENTRIES_PER_CALL, SignedTreeHead};
+use crate::audit::{AuditEntry, EntryKind, EventKind, MAX_ENTRIES_PER_CALL, SignedTreeHead};
 
 /// `keyferry audit`.
 #[derive(Debug, Args)]
@@ -161,21 +161,24 @@ fn mappings_at(export: &Export, size: u64) -> BTreeMap<String, Value> {
         .iter()
         .take(usize::try_from(size).unwrap_or(usize::MAX))
     {
-        let Ok(entry) = serde_json::from_str::<Value>(&e.entry) else {
+        let Ok(entry) = AuditEntry::parse(&e.entry) else {
             continue;
         };
-        let details = &entry["details"];
-        match entry["kind"].as_str().unwrap_or_default() {
-            "mapping.added" => {
+        let details = &entry.details;
+        let EntryKind::Known(kind) = entry.kind else {
+            continue;
+        };
+        match kind {
+            EventKind::MappingAdded => {
                 table.insert(text(&details["id"]), details.clone());
             }
-            "mapping.removed" => {
+            EventKind::MappingRemoved => {
                 table.remove(&text(&details["id"]));
             }
-            "adtech.disabled" => {
+            EventKind::AdtechDisabled => {
                 disabled.insert(text(&details["id"]));
             }
-            "adtech.enabled" => {
+            EventKind::AdtechEnabled => {
                 disabled.remove(&text(&details["id"]));
             }
             _ => {}

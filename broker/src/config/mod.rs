@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use cloud_adapters::Cloud;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -432,12 +433,12 @@ pub struct CloudsConfig {
 }
 
 impl CloudsConfig {
-    /// The enabled clouds by name.
-    pub fn enabled(&self) -> Vec<(&'static str, &CloudConfig)> {
+    /// The enabled clouds.
+    pub fn enabled(&self) -> Vec<(Cloud, &CloudConfig)> {
         [
-            ("aws", &self.aws),
-            ("gcp", &self.gcp),
-            ("azure", &self.azure),
+            (Cloud::Aws, &self.aws),
+            (Cloud::Gcp, &self.gcp),
+            (Cloud::Azure, &self.azure),
         ]
         .into_iter()
         .filter_map(|(name, c)| c.as_ref().map(|c| (name, c)))

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use cloud_adapters::KeyWrapper;
+use cloud_adapters::{Cloud, KeyWrapper};
 use idp::VerifiedCredential;
 use serde_json::json;
 
 use super::{Distribution, KeyApiError};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::config::{UnwrapMode, UseCaseConfig};
 use crate::storage::{KeyRecord, StoreError, status};
 
@@ -89,7 +89,7 @@ impl Distribution {
 /// `Unattested` proof (see `material`).
 pub struct KeyAccess {
     pub(super) adtech: String,
-    pub(super) cloud: &'static str,
+    pub(super) cloud: Cloud,
     pub(super) use_case: UseCaseConfig,
     pub(super) unwrap: UnwrapMode,
     pub(super) kek: Arc<dyn KeyWrapper>,
@@ -127,11 +127,11 @@ impl KeyAccess {
         let cloud = service
             .clouds
             .iter()
-            .find(|c| c.name == cloud_name)
+            .find(|c| c.cloud == cloud_name)
             .ok_or_else(|| KeyApiError::CloudNotEnabled(cloud_name.to_owned()))?;
         Ok(KeyAccess {
             adtech: adtech.id,
-            cloud: cloud.name,
+            cloud: cloud.cloud,
             use_case,
             unwrap: cloud.unwrap,
             kek: cloud.kek.clone(),
@@ -151,7 +151,7 @@ impl KeyAccess {
         key_ids: &[&str],
     ) -> Result<(), KeyApiError> {
         let event = AuditEvent::new(
-            "keys.fetched",
+            EventKind::KeysFetched,
             format!("adtech:{}", self.adtech),
             json!({
                 "useCase": self.use_case.name,

@@ -9,7 +9,7 @@ use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore as _;
-use serde_json::{Value, json};
+use wire::ChallengeResponse;
 
 use super::{Distribution, KeyApiError};
 use crate::federation::{Caller, KeysRelease};
@@ -24,14 +24,14 @@ pub(super) const NONCE_LEN: usize = 32;
 pub(super) async fn challenge(
     State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRelease>,
-) -> Result<Json<Value>, KeyApiError> {
+) -> Result<Json<ChallengeResponse>, KeyApiError> {
     service.release.admit_challenge(&caller.credential)?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let expires_at = service.now_ms() + NONCE_LIFETIME_SECS * 1000;
     service.store.insert_nonce(&nonce, expires_at).await?;
-    Ok(Json(json!({
-        "nonce": B64.encode(nonce),
-        "expiresIn": NONCE_LIFETIME_SECS,
-    })))
+    Ok(Json(ChallengeResponse {
+        nonce: B64.encode(nonce),
+        expires_in: NONCE_LIFETIME_SECS,
+    }))
 }

@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use wire::KeyApiErrorBody;
 
 use crate::storage::StoreError;
 
@@ -81,15 +81,12 @@ impl IntoResponse for KeyApiError {
         if let KeyApiError::Unavailable(detail) = &self {
             tracing::error!(%detail, "key endpoint unavailable");
         }
-        let mut detail = json!({ "reason": reason });
-        if let KeyApiError::AttestationFailed { reason, .. } = &self {
-            detail["attestationReason"] = json!(reason);
+        let mut body = KeyApiErrorBody::new(status.as_u16(), reason, self.to_string());
+        if let (KeyApiError::AttestationFailed { reason, .. }, Some(detail)) =
+            (&self, body.details.first_mut())
+        {
+            detail.attestation_reason = Some((*reason).to_owned());
         }
-        let body = json!({
-            "code": status.as_u16(),
-            "message": self.to_string(),
-            "details": [detail],
-        });
         let mut response = (status, axum::Json(body)).into_response();
         if let KeyApiError::RateLimited(secs) = self {
             response

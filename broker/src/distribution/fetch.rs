@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use serde_json::{Value, json};
+use wire::{EncryptionKey, EncryptionKeyList};
 
-use super::encryption_key::{EncryptionKey, encryption_key};
+use super::encryption_key::encryption_key;
 use super::{Distribution, KeyAccess, KeyApiError, Unattested};
 use crate::federation::{Caller, KeysRead};
 use crate::storage::KeyRecord;
@@ -37,7 +37,7 @@ pub(super) async fn recent_keys(
     State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRead>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, KeyApiError> {
+) -> Result<Json<EncryptionKeyList>, KeyApiError> {
     let recent = RecentQuery::parse(query.as_deref().unwrap_or(""))?;
     let use_case = service.use_case_or_default(recent.use_case.as_deref())?;
     let grant = KeyAccess::check(&service, &caller.credential, &use_case).await?;
@@ -49,7 +49,7 @@ pub(super) async fn recent_keys(
     }
     let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
     grant.audit_fetch(&service, &ids).await?;
-    Ok(Json(json!({ "keys": documents })))
+    Ok(Json(EncryptionKeyList { keys: documents }))
 }
 
 async fn wrapped(

@@ -48,7 +48,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use cloud_adapters::KeyWrapper;
 use zeroize::Zeroizing;
 
-use super::{KeyAccess, KeyApiError, KeyData};
+use wire::KeyData;
+
+use super::{KeyAccess, KeyApiError};
 use crate::config::UnwrapMode;
 use crate::storage::{KeyRecord, Store};
 
@@ -119,7 +121,7 @@ impl OwnMaterial {
                 key_encryption_key_uri: kek_uri,
                 key_material: String::new(),
                 sealed_key_material: Some(B64.encode(sealed)),
-                sealed_content: Some(content),
+                sealed_content: Some(content.to_owned()),
             },
         }
     }

@@ -33,11 +33,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
-use cloud_adapters::KeyWrapper;
+use cloud_adapters::{Cloud, KeyWrapper};
 use idp::Clock;
 
 pub use access::KeyAccess;
-pub use encryption_key::{EncryptionKey, KEY_TYPE, KeyData};
 pub use error::KeyApiError;
 pub use material::{OwnMaterial, SplitMaterial, Unattested};
 pub use release::{Release, ReleaseSetupError};
@@ -67,7 +66,7 @@ pub struct Distribution {
 
 /// An enabled workload cloud: its KEK and how its workloads unwrap.
 struct WorkloadCloud {
-    name: &'static str,
+    cloud: Cloud,
     kek: Arc<dyn KeyWrapper>,
     unwrap: UnwrapMode,
 }
@@ -85,7 +84,7 @@ pub struct DistributionParts {
     /// The storage KEK (for `unwrap = "broker"` clouds).
     pub storage_kek: Arc<dyn KeyWrapper>,
     /// Each enabled workload cloud's KEK, by cloud name.
-    pub cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
+    pub cloud_keks: Vec<(Cloud, Arc<dyn KeyWrapper>)>,
 }
 
 impl Distribution {
@@ -95,12 +94,12 @@ impl Distribution {
         let clouds = parts
             .cloud_keks
             .into_iter()
-            .map(|(name, kek)| WorkloadCloud {
-                name,
+            .map(|(cloud, kek)| WorkloadCloud {
+                cloud,
                 kek,
                 unwrap: enabled
                     .iter()
-                    .find(|(n, _)| *n == name)
+                    .find(|(c, _)| *c == cloud)
                     .map(|(_, c)| c.unwrap)
                     .unwrap_or_default(),
             })

@@ -16,21 +16,21 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use std::sync::Arc;
 
-use attestation::{Claims, Evidence, EvidenceWire, ReleaseBinding, ReleasePolicy, Verifier};
+use attestation::{Claims, Evidence, ReleaseBinding, ReleasePolicy, Verifier};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use wire::{EncryptionKey, EncryptionKeyList, ReleaseRequest};
 
 use super::access::workload_identity;
 use super::challenge::NONCE_LEN;
-use super::encryption_key::{EncryptionKey, encryption_key};
+use super::encryption_key::encryption_key;
 use super::{Distribution, KeyAccess, KeyApiError};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::config::{Config, UnwrapMode};
 use crate::federation::{Caller, CredentialError, KeysRelease};
 use crate::storage::{KeyRecord, NonceOutcome, Store};
@@ -156,21 +156,6 @@ impl Release {
     }
 }
 
-/// The release request body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReleaseRequest {
-    nonce: String,
-    tee_public_key: String,
-    evidence: EvidenceWire,
-    #[serde(default)]
-    use_case: Option<String>,
-    #[serde(default)]
-    key_ids: Option<Vec<String>>,
-    #[serde(default)]
-    max_age_seconds: Option<i64>,
-}
-
 /// A refusal on its way out: what to answer, and what to audit.
 struct Refusal {
     error: KeyApiError,
@@ -218,7 +203,7 @@ pub(super) async fn release(
         // ad tech to attribute it to), then answered as the extractor would.
         Err(rejection) => {
             let event = AuditEvent::new(
-                "keys.release_refused",
+                EventKind::KeysReleaseRefused,
                 "unauthenticated",
                 json!({"reason": rejection.reason(), "message": rejection.message()}),
             );
@@ -234,14 +219,14 @@ async fn release_for(
     service: &Distribution,
     caller: &Caller<KeysRelease>,
     body: &[u8],
-) -> Result<Json<Value>, KeyApiError> {
+) -> Result<Json<EncryptionKeyList>, KeyApiError> {
     let credential = &caller.credential;
     let actor = format!("adtech:{}", credential.adtech());
     match release_checked(service, credential, body).await {
         Ok((grant, keys, claims, documents)) => {
             let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
             let event = AuditEvent::new(
-                "keys.released",
+                EventKind::KeysReleased,
                 actor,
                 json!({
                     "useCase": grant.use_case.name,
@@ -253,14 +238,14 @@ async fn release_for(
                 }),
             );
             service.audit.record(service.now_ms(), event).await?;
-            Ok(Json(json!({ "keys": documents })))
+            Ok(Json(EncryptionKeyList { keys: documents }))
         }
         Err(refusal) => {
             if let KeyApiError::AttestationFailed { reason, .. } = &refusal.error {
                 service.metrics.attestation_failure(reason);
             }
             let event = AuditEvent::new(
-                "keys.release_refused",
+                EventKind::KeysReleaseRefused,
                 actor,
                 json!({
                     "reason": refusal_reason(&refusal.error),

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use idp::{CredentialRejection, VerifiedCredential};
-use serde_json::json;
+use wire::KeyApiErrorBody;
 
 use crate::issuer::Issuer;
 
@@ -93,11 +93,7 @@ impl From<CredentialRejection> for CredentialError {
 
 impl IntoResponse for CredentialError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "code": self.status.as_u16(),
-            "message": self.message,
-            "details": [{ "reason": self.reason }],
-        });
+        let body = KeyApiErrorBody::new(self.status.as_u16(), self.reason, self.message);
         let mut response = (self.status, axum::Json(body)).into_response();
         let challenge = format!("Bearer error=\"{}\"", self.bearer_error);
         if let Ok(value) = HeaderValue::from_str(&challenge) {

@@ -18,9 +18,10 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use idp::{MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken};
 use serde_json::json;
+use wire::{OAuthErrorBody, TokenResponse};
 
 use super::{ExchangeState, mapping_rule};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::time::unix_ms;
 
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -49,7 +50,10 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "error_description": self.description });
+        let body = OAuthErrorBody {
+            error: self.error.to_owned(),
+            error_description: Some(self.description),
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -150,7 +154,7 @@ pub(super) async fn exchange(
             state.metrics.token_decision("deny", denial.reason);
             tracing::info!(reason = denial.reason, issuer = ?issuer, subject = ?subject, "token exchange denied");
             let event = AuditEvent::new(
-                "token.exchange",
+                EventKind::TokenExchange,
                 "workload",
                 json!({
                     "decision": "deny",
@@ -307,7 +311,7 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
         })?;
     let scope = granted.join(" ");
     let event = AuditEvent::new(
-        "token.exchange",
+        EventKind::TokenExchange,
         format!("adtech:{adtech}"),
         json!({
             "decision": "allow",
@@ -329,13 +333,13 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
     tracing::info!(adtech = %adtech, mapping = %rule.id, jti = %minted.jti(), "token exchange allowed");
     let expires_in =
         Duration::from_secs(u64::try_from(minted.expires_at() - unix_ms(now) / 1000).unwrap_or(0));
-    let body = json!({
-        "access_token": minted.as_str(),
-        "issued_token_type": TOKEN_TYPE_JWT,
-        "token_type": "Bearer",
-        "expires_in": expires_in.as_secs(),
-        "scope": scope,
-    });
+    let body = TokenResponse {
+        access_token: minted.as_str().to_owned(),
+        expires_in: expires_in.as_secs(),
+        issued_token_type: TOKEN_TYPE_JWT.to_owned(),
+        scope,
+        token_type: "Bearer".to_owned(),
+    };
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()

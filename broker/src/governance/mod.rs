@@ -28,7 +28,7 @@ pub use model::{
 pub(crate) use api::router;
 
 use crate::Error;
-use crate::audit::{Audit, AuditEvent};
+use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::config::GovernanceConfig;
 use crate::storage::{
     GovMember, GovernanceTx, Store, StoreError, StoredBallot, StoredPolicy, StoredProposal,
@@ -176,7 +176,7 @@ impl Governance {
         tx.insert_proposal(&stored).await?;
         tx.commit().await?;
         let event = AuditEvent::new(
-            "gov.proposed",
+            EventKind::GovProposed,
             actor,
             json!({"proposalId": id, "kind": change.kind(), "digest": digest, "change": change, "expiresAt": expires_at}),
         );
@@ -204,7 +204,7 @@ impl Governance {
         {
             Ok(outcome) => {
                 let event = AuditEvent::new(
-                    "gov.ballot",
+                    EventKind::GovBallot,
                     actor,
                     json!({"proposalId": proposal_id, "member": member, "approvals": outcome.approvals, "threshold": outcome.threshold}),
                 );
@@ -212,9 +212,9 @@ impl Governance {
                 if let Some(applied) = outcome.applied {
                     let event = AuditEvent::new(
                         if applied.is_ok() {
-                            "gov.applied"
+                            EventKind::GovApplied
                         } else {
-                            "gov.rejected"
+                            EventKind::GovRejected
                         },
                         format!("governance:{}", self.coordinator),
                         json!({"proposalId": proposal_id, "digest": outcome.digest, "change": outcome.change, "error": applied.err()}),
@@ -226,7 +226,7 @@ impl Governance {
             Err(error) => {
                 if let Error::Refused { code, .. } | Error::BadRequest { code, .. } = &error {
                     let event = AuditEvent::new(
-                        "gov.ballot_refused",
+                        EventKind::GovBallotRefused,
                         actor,
                         json!({"proposalId": proposal_id, "member": member, "reason": code}),
                     );

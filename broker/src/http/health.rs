@@ -66,7 +66,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn probe_cloud_keks(state: &AppState) -> Vec<(&'static str, Result<(), String>)> {
     let probes = state.cloud_keks.iter().map(|(name, kek)| {
         let kek = kek.clone();
-        let name = *name;
+        let name = name.as_str();
         async move { (name, kek.probe_wrap().await.map_err(|e| e.to_string())) }
     });
     let mut out = Vec::new();

@@ -86,7 +86,7 @@ pub(super) async fn rotate(
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
     let event = crate::audit::AuditEvent::new(
-        "keys.rotated",
+        crate::audit::EventKind::KeysRotated,
         &operator.actor,
         json!({"useCase": use_case, "keyIds": generated}),
     );

@@ -17,84 +17,32 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
+use wire::{HandoverAnswer, HandoverRequest, PeerKeys};
 
 use super::LifecycleState;
 use super::service::{KeyService, LifecycleError};
 use crate::Error;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::config::Role;
 use crate::http::ApiJson;
 use crate::storage::{KeyRecord, StoreError, status};
 
-/// Keys a coordinator publishes for its peer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerKeys {
-    /// X25519 public key splits are sealed to (Type-2 only), base64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handover_key: Option<String>,
-    /// SubjectPublicKeyInfo (DER, base64) of its public-key signing key.
-    pub signing_key: String,
-}
-
-/// The handover request body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HandoverRequest {
-    /// Key id.
-    pub key_id: String,
-    /// Use case.
-    pub use_case: String,
-    /// Raw X25519 public key, base64.
-    pub public_key_material: String,
-    /// Tink JSON public keyset.
-    pub public_keyset_handle: String,
-    /// Unix ms.
-    pub creation_time: i64,
-    /// Unix ms.
-    pub activation_time: i64,
-    /// Unix ms.
-    pub expiration_time: i64,
-    /// Unix ms.
-    pub ttl_time: i64,
-    /// The Type-1's signature, base64.
-    pub public_key_signature: String,
-    /// Split B sealed to the Type-2's handover key, base64.
-    pub sealed_split: String,
-}
-
-impl HandoverRequest {
-    /// The request a Type-1 sends for `key` (public so tests can replay one).
-    pub fn for_replay(key: &KeyRecord, sealed: &[u8]) -> Self {
-        Self::for_key(key, sealed)
+/// The handover request a Type-1 sends for `key` with split B `sealed` to
+/// the Type-2 (public so tests can replay one).
+pub fn handover_request(key: &KeyRecord, sealed: &[u8]) -> HandoverRequest {
+    HandoverRequest {
+        key_id: key.id.clone(),
+        use_case: key.use_case.clone(),
+        public_key_material: B64.encode(&key.public_key),
+        public_keyset_handle: key.public_keyset.clone(),
+        creation_time: key.creation_time,
+        activation_time: key.activation_time,
+        expiration_time: key.expiration_time,
+        ttl_time: key.ttl_time,
+        public_key_signature: key.signature.clone(),
+        sealed_split: B64.encode(sealed),
     }
-
-    pub(super) fn for_key(key: &KeyRecord, sealed: &[u8]) -> Self {
-        HandoverRequest {
-            key_id: key.id.clone(),
-            use_case: key.use_case.clone(),
-            public_key_material: B64.encode(&key.public_key),
-            public_keyset_handle: key.public_keyset.clone(),
-            creation_time: key.creation_time,
-            activation_time: key.activation_time,
-            expiration_time: key.expiration_time,
-            ttl_time: key.ttl_time,
-            public_key_signature: key.signature.clone(),
-            sealed_split: B64.encode(sealed),
-        }
-    }
-}
-
-/// The Type-2's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HandoverAnswer {
-    /// The key acknowledged.
-    pub key_id: String,
-    /// The Type-2's signature over the key, base64.
-    pub public_key_signature: String,
 }
 
 /// The Type-1's HTTP client for its peer.
@@ -351,7 +299,7 @@ pub(super) async fn receive(
         Err(e) => return Err(e.into()),
     }
     let event = AuditEvent::new(
-        "key.received",
+        EventKind::KeyReceived,
         caller.subject,
         json!({"keyId": request.key_id, "useCase": request.use_case}),
     );

@@ -21,7 +21,7 @@ mod service;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use handover::{HandoverAnswer, HandoverRequest, PeerKeys};
+pub use handover::handover_request;
 pub use service::{KeyService, LifecycleError, RewrapOutcome, RewrappedSplit};
 
 use std::sync::Arc;

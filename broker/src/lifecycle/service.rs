@@ -3,14 +3,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use cloud_adapters::KeyWrapper;
+use cloud_adapters::{Cloud, KeyWrapper};
 use idp::{Clock, IssuerConfig, IssuerKind, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
 use keys::{KeyIdFormat, KeySigner, RecipientKey};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::handover::{HandoverAnswer, HandoverRequest, PeerClient, PeerKeys};
-use crate::audit::{Audit, AuditEvent};
+use wire::{HandoverAnswer, PeerKeys};
+
+use super::handover::{PeerClient, handover_request};
+use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
 use crate::issuer::Issuer;
 use crate::secrets::secret_or_create;
@@ -67,7 +69,7 @@ pub struct KeyService {
     store: Store,
     storage_kek: Arc<dyn KeyWrapper>,
     /// Each enabled workload cloud's KEK, by cloud name.
-    cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
+    cloud_keks: Vec<(Cloud, Arc<dyn KeyWrapper>)>,
     clock: Arc<dyn Clock>,
     audit: Arc<dyn Audit>,
     issuer: Arc<Issuer>,
@@ -104,7 +106,7 @@ impl KeyService {
         config: &Config,
         store: Store,
         storage_kek: Arc<dyn KeyWrapper>,
-        cloud_keks: Vec<(&'static str, Arc<dyn KeyWrapper>)>,
+        cloud_keks: Vec<(Cloud, Arc<dyn KeyWrapper>)>,
         clock: Arc<dyn Clock>,
         audit: Arc<dyn Audit>,
         issuer: Arc<Issuer>,
@@ -219,7 +221,7 @@ impl KeyService {
 
     async fn record(
         &self,
-        kind: &'static str,
+        kind: EventKind,
         details: serde_json::Value,
     ) -> Result<(), LifecycleError> {
         let actor = format!("coordinator:{}", self.name);
@@ -254,7 +256,7 @@ impl KeyService {
         let targets: Vec<_> = match cloud {
             None => self.cloud_keks.iter().collect(),
             Some(name) => {
-                let target = self.cloud_keks.iter().find(|(n, _)| *n == name);
+                let target = self.cloud_keks.iter().find(|(c, _)| *c == name);
                 vec![target.ok_or_else(|| LifecycleError::CloudNotEnabled(name.to_owned()))?]
             }
         };
@@ -279,13 +281,13 @@ impl KeyService {
                     .await?
                 {
                     self.record(
-                        "key.rewrapped",
+                        EventKind::KeyRewrapped,
                         json!({"keyId": key_id, "cloud": name, "kek": target}),
                     )
                     .await?;
                     outcome.rewrapped.push(RewrappedSplit {
                         key_id,
-                        cloud: (*name).to_owned(),
+                        cloud: name.as_str().to_owned(),
                     });
                 }
             }
@@ -394,7 +396,7 @@ impl KeyService {
             tx.commit().await?;
             for id in &made {
                 self.record(
-                    "key.generated",
+                    EventKind::KeyGenerated,
                     json!({"keyId": id, "useCase": use_case.name}),
                 )
                 .await?;
@@ -468,7 +470,7 @@ impl KeyService {
                 Ok(peer_signature) => {
                     if self.store.activate_key(&key.id, &peer_signature).await? {
                         self.record(
-                            "key.activated",
+                            EventKind::KeyActivated,
                             json!({"keyId": key.id, "useCase": key.use_case}),
                         )
                         .await?;
@@ -502,7 +504,7 @@ impl KeyService {
             .current()
             .mint_outbound_token(now, &self.name, peer.audience(), Duration::from_secs(300))
             .map_err(|e| LifecycleError::Peer(format!("cannot mint the handover token: {e}")))?;
-        let request = HandoverRequest::for_key(key, sealed);
+        let request = handover_request(key, sealed);
         let answer: HandoverAnswer = peer.hand_over(token.as_str(), &request).await?;
         if answer.key_id != key.id {
             return Err(LifecycleError::Peer(
@@ -536,9 +538,9 @@ impl KeyService {
             .await?;
         for (id, was_pending) in &purged {
             let kind = if *was_pending {
-                "key.dropped"
+                EventKind::KeyDropped
             } else {
-                "key.deleted"
+                EventKind::KeyDeleted
             };
             self.record(kind, json!({"keyId": id})).await?;
         }
@@ -549,7 +551,7 @@ impl KeyService {
     pub async fn revoke(&self, id: &str, actor: &str) -> Result<KeyRecord, LifecycleError> {
         let key = self.store.revoke_key(id, self.now_ms()).await?;
         let event = AuditEvent::new(
-            "key.revoked",
+            EventKind::KeyRevoked,
             actor,
             json!({"keyId": id, "useCase": key.use_case}),
         );

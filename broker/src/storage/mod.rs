@@ -15,7 +15,6 @@
 
 mod admin_tokens;
 mod adtechs;
-mod audit;
 mod audit_log;
 mod governance;
 mod issuers;
@@ -32,7 +31,6 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use adtechs::AdTech;
-pub use audit::AuditEvent;
 pub use audit_log::{AuditTx, StoredEntry, StoredHead};
 pub use governance::{GovMember, GovernanceTx, StoredBallot, StoredPolicy, StoredProposal};
 pub use issuers::StoredIssuer;

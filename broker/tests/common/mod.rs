@@ -167,7 +167,7 @@ impl Broker {
             .to_owned()
     }
 
-    /// Every audit entry, parsed, oldest first.
+    /// Every audit entry, parsed (through `AuditEntry`), oldest first.
     pub async fn audit_events(&self) -> Vec<Value> {
         let store = &self.state.store;
         let size = store.audit_size().await.expect("audit size");
@@ -176,7 +176,10 @@ impl Broker {
             .await
             .expect("entries")
             .iter()
-            .map(|e| serde_json::from_str(&e.entry).expect("entry JSON"))
+            .map(|e| {
+                let entry = keyferry::audit::AuditEntry::parse(&e.entry).expect("an entry");
+                serde_json::to_value(entry).expect("entry JSON")
+            })
             .collect()
     }
 

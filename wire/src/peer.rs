@@ -1,0 +1,51 @@
+//! The Type-1 → Type-2 handover (DESIGN §4.3) and what each coordinator publishes for the
+//! other (and for workloads, which check both signatures).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/peer/keys` (and `/v1/peer/handover-key`): keys a coordinator publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerKeys {
+    /// X25519 public key splits are sealed to (Type-2 only), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_key: Option<String>,
+    /// SubjectPublicKeyInfo (DER, base64) of its public-key signing key.
+    pub signing_key: String,
+}
+
+/// `POST /v1alpha/encryptionKeys` body, Type-1 to Type-2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoverRequest {
+    /// Key id.
+    pub key_id: String,
+    /// Use case.
+    pub use_case: String,
+    /// Raw X25519 public key, base64.
+    pub public_key_material: String,
+    /// Tink JSON public keyset.
+    pub public_keyset_handle: String,
+    /// Unix ms.
+    pub creation_time: i64,
+    /// Unix ms.
+    pub activation_time: i64,
+    /// Unix ms.
+    pub expiration_time: i64,
+    /// Unix ms.
+    pub ttl_time: i64,
+    /// The Type-1's signature, base64.
+    pub public_key_signature: String,
+    /// Split B sealed to the Type-2's handover key, base64.
+    pub sealed_split: String,
+}
+
+/// The Type-2's answer to a handover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverAnswer {
+    /// The key acknowledged.
+    pub key_id: String,
+    /// The Type-2's signature over the key, base64.
+    pub public_key_signature: String,
+}
