@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha512};
+use subtle::ConstantTimeEq as _;
 
 use crate::cert::Role;
 use crate::chain::{self, ChainCache, TrustAnchors};
@@ -275,11 +276,7 @@ impl Verifier {
 
         if let Some(expected) = report_data {
             // Not secret, but compare in constant time anyway: it costs nothing.
-            let diff = expected
-                .iter()
-                .zip(r.report_data.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if diff != 0 {
+            if !bool::from(expected.ct_eq(&r.report_data)) {
                 return Err(Error::refused(
                     Reason::ReportDataMismatch,
                     "report_data is not SHA-512(nonce ‖ teePublicKey)",
