@@ -114,6 +114,15 @@ impl Error {
     }
 }
 
+/// Every onboarding field rule answers `400 invalid_field` naming the field
+/// (DESIGN §7.1); this is the one place the onboarding crate's refusals
+/// become that.
+impl From<onboarding::FieldError> for Error {
+    fn from(e: onboarding::FieldError) -> Self {
+        Error::invalid_field(e.field(), e.error())
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {

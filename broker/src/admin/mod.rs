@@ -3,8 +3,8 @@
 //! Terraform variables that grant those identities Decrypt in each cloud.
 
 mod onboarding;
+mod records;
 pub mod terraform;
-mod validation;
 
 use axum::Router;
 use axum::routing::{delete, get, post};

@@ -1,16 +1,24 @@
 //! Onboarding handlers: issuers, ad techs, identities (mappings).
 //!
 //! Every change is validated field by field, applied, and audited with the
-//! operator as actor; the response is the stored record.
+//! operator as actor; the response is the stored record. The bodies, their
+//! field rules and the records are the `onboarding` crate's (shared with
+//! `keyferry onboard`); what needs the registry or the store is here.
+//!
+//! Bodies are rendered through `serde_json::Value`, whose objects keep their
+//! keys sorted (serde_json is built without `preserve_order`): the API has
+//! always answered that way, so a record's field order changes no byte.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use idp::{Condition, IssuerConfig, IssuerKind, validate_subject};
-use serde::Deserialize;
+use onboarding::{
+    AdTechDetail, AdTechList, AdTechPatch, AdTechRecord, AdTechRequest, IdentityMapping,
+    IdentityRequest, IssuerEntry, IssuerList, IssuerRequest, IssuerSource, MappingList,
+    MappingQuery, Removed,
+};
 use serde_json::{Value, json};
 
-use super::validation;
 use crate::audit::{AuditEvent, EventKind};
 use crate::federation::mapping_rule;
 use crate::http::{ApiJson, ApiQuery};
@@ -43,54 +51,12 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
 
 // ---- issuers ---------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct IssuerRequest {
-    name: String,
-    kind: IssuerKind,
-    issuer: String,
-    audience: String,
-    #[serde(default)]
-    algorithms: Option<Vec<String>>,
-    /// Seconds.
-    #[serde(default)]
-    max_token_lifetime: Option<u64>,
-    #[serde(default)]
-    jwks_uri: Option<url::Url>,
-}
-
 pub(super) async fn add_issuer(
     State(state): State<AppState>,
     operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<IssuerRequest>,
 ) -> Result<Created, Error> {
-    validation::display_name("name", &request.name)?;
-    if request.audience.trim().is_empty() {
-        return Err(Error::invalid_field("audience", "must not be empty"));
-    }
-    let mut config = IssuerConfig::new(
-        &request.name,
-        request.kind,
-        &request.issuer,
-        &request.audience,
-    );
-    if let Some(algorithms) = &request.algorithms {
-        config.algorithms = algorithms
-            .iter()
-            .map(|a| {
-                a.parse().map_err(|_| {
-                    Error::invalid_field("algorithms", format!("unknown algorithm `{a}`"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-    }
-    if let Some(secs) = request.max_token_lifetime {
-        config.max_token_lifetime = std::time::Duration::from_secs(secs);
-    }
-    config.jwks_uri = request.jwks_uri;
-    config
-        .validate(state.config.is_dev())
-        .map_err(|e| Error::invalid_field("issuer", e))?;
+    let config = request.validate(state.config.is_dev())?;
     let registry = state.federation.registry();
     if registry.get(&config.issuer).is_some() {
         return Err(Error::Conflict(format!(
@@ -98,6 +64,10 @@ pub(super) async fn add_issuer(
             config.issuer
         )));
     }
+    let entry = IssuerEntry {
+        source: IssuerSource::Api,
+        issuer: config.clone(),
+    };
     let document = to_value(&config);
     let stored = StoredIssuer {
         name: config.name.clone(),
@@ -110,43 +80,30 @@ pub(super) async fn add_issuer(
     registry
         .insert(config)
         .map_err(|e| Error::invalid_field("issuer", e))?;
-    audit(
-        &state,
-        EventKind::IssuerAdded,
-        &operator.actor,
-        document.clone(),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "source": "api", "issuer": document })),
-    ))
+    audit(&state, EventKind::IssuerAdded, &operator.actor, document).await?;
+    Ok((StatusCode::CREATED, Json(to_value(&entry))))
 }
 
 pub(super) async fn list_issuers(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
 ) -> Result<Json<Value>, Error> {
-    let mut issuers: Vec<Value> = state
+    let mut issuers: Vec<IssuerEntry> = state
         .federation
         .registry()
         .list()
         .iter()
-        .map(|config| {
-            let source = if state.federation.is_configured(&config.issuer) {
-                "config"
+        .map(|config| IssuerEntry {
+            source: if state.federation.is_configured(&config.issuer) {
+                IssuerSource::Config
             } else {
-                "api"
-            };
-            json!({ "source": source, "issuer": to_value(config.as_ref()) })
+                IssuerSource::Api
+            },
+            issuer: config.as_ref().clone(),
         })
         .collect();
-    issuers.sort_by(|a, b| {
-        a["issuer"]["name"]
-            .as_str()
-            .cmp(&b["issuer"]["name"].as_str())
-    });
-    Ok(Json(json!({ "issuers": issuers })))
+    issuers.sort_by(|a, b| a.issuer.name.cmp(&b.issuer.name));
+    Ok(Json(to_value(&IssuerList { issuers })))
 }
 
 pub(super) async fn remove_issuer(
@@ -174,68 +131,49 @@ pub(super) async fn remove_issuer(
         json!({ "name": name, "issuer": removed.issuer }),
     )
     .await?;
-    Ok(Json(json!({ "removed": removed.document })))
+    Ok(Json(to_value(&Removed {
+        removed: removed.document,
+    })))
 }
 
 // ---- ad techs --------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct AdTechRequest {
-    id: String,
-    name: String,
-    #[serde(default)]
-    sites: Vec<String>,
-    #[serde(default)]
-    use_cases: Vec<String>,
-}
 
 pub(super) async fn create_adtech(
     State(state): State<AppState>,
     operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<AdTechRequest>,
 ) -> Result<Created, Error> {
-    validation::adtech_id(&request.id)?;
-    validation::display_name("name", &request.name)?;
-    for (i, site) in request.sites.iter().enumerate() {
-        validation::site(i, site)?;
-    }
-    for (i, use_case) in request.use_cases.iter().enumerate() {
-        validation::use_case(i, use_case)?;
-    }
-    let dedup = |v: &[String]| v.iter().collect::<std::collections::BTreeSet<_>>().len() == v.len();
-    if !dedup(&request.sites) {
-        return Err(Error::invalid_field("sites", "duplicate site"));
-    }
-    if !dedup(&request.use_cases) {
-        return Err(Error::invalid_field("useCases", "duplicate use case"));
-    }
+    let new = request.validate()?;
     let now = unix_ms(state.clock.now());
     let adtech = AdTech {
-        id: request.id,
-        name: request.name,
-        sites: request.sites,
-        use_cases: request.use_cases,
+        id: new.id.into(),
+        name: new.name.into(),
+        sites: new.sites.into_iter().map(String::from).collect(),
+        use_cases: new.use_cases.into_iter().map(String::from).collect(),
         enabled: true,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_adtech(&adtech).await?;
+    let record = to_value(&AdTechRecord::from(adtech));
     audit(
         &state,
         EventKind::AdtechCreated,
         &operator.actor,
-        to_value(&adtech),
+        record.clone(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(to_value(&adtech))))
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 pub(super) async fn list_adtechs(
     State(state): State<AppState>,
     _operator: Operator<ReaderRole>,
 ) -> Result<Json<Value>, Error> {
-    Ok(Json(json!({ "adtechs": state.store.adtechs().await? })))
+    let adtechs = state.store.adtechs().await?;
+    Ok(Json(to_value(&AdTechList {
+        adtechs: adtechs.into_iter().map(AdTechRecord::from).collect(),
+    })))
 }
 
 pub(super) async fn show_adtech(
@@ -251,15 +189,10 @@ pub(super) async fn show_adtech(
             ..MappingFilter::default()
         })
         .await?;
-    let mut body = to_value(&adtech);
-    body["identities"] = to_value(&identities);
-    Ok(Json(body))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct AdTechPatch {
-    enabled: bool,
+    Ok(Json(to_value(&AdTechDetail {
+        adtech: adtech.into(),
+        identities: identities.into_iter().map(IdentityMapping::from).collect(),
+    })))
 }
 
 pub(super) async fn update_adtech(
@@ -278,22 +211,10 @@ pub(super) async fn update_adtech(
         EventKind::AdtechDisabled
     };
     audit(&state, kind, &operator.actor, json!({ "id": id })).await?;
-    Ok(Json(to_value(&adtech)))
+    Ok(Json(to_value(&AdTechRecord::from(adtech))))
 }
 
 // ---- identities (mappings) -------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct IdentityRequest {
-    cloud: IssuerKind,
-    issuer: String,
-    subject: String,
-    #[serde(default)]
-    conditions: Vec<Condition>,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-}
 
 pub(super) async fn add_identity(
     State(state): State<AppState>,
@@ -313,36 +234,15 @@ pub(super) async fn add_identity(
             format!("the issuer is of kind `{}`", issuer.kind.as_str()),
         ));
     }
-    validate_subject(request.cloud, &request.subject)
-        .map_err(|e| Error::invalid_field("subject", e))?;
-    for (i, condition) in request.conditions.iter().enumerate() {
-        condition
-            .validate()
-            .map_err(|e| Error::invalid_field(&format!("conditions[{i}]"), e))?;
-    }
-    let scopes = request
-        .scopes
-        .unwrap_or_else(|| SCOPES_SUPPORTED.iter().map(|s| (*s).to_owned()).collect());
-    if scopes.is_empty() {
-        return Err(Error::invalid_field("scopes", "at least one scope"));
-    }
-    if let Some(unknown) = scopes
-        .iter()
-        .find(|s| !SCOPES_SUPPORTED.contains(&s.as_str()))
-    {
-        return Err(Error::invalid_field(
-            "scopes",
-            format!("unknown scope `{unknown}`"),
-        ));
-    }
+    let identity = request.validate(&SCOPES_SUPPORTED)?;
     let record = MappingRecord {
         id: format!("m-{}", uuid::Uuid::new_v4().simple()),
         adtech: adtech.clone(),
-        cloud: request.cloud.as_str().to_owned(),
-        issuer: request.issuer,
-        subject: request.subject,
-        conditions: to_value(&request.conditions),
-        scopes,
+        cloud: identity.subject.kind().as_str().to_owned(),
+        issuer: identity.issuer,
+        subject: identity.subject.into(),
+        conditions: to_value(&identity.conditions),
+        scopes: identity.scopes,
         enabled: true,
         created_at: unix_ms(state.clock.now()),
     };
@@ -350,29 +250,34 @@ pub(super) async fn add_identity(
     state
         .store
         .insert_mapping(&record, record.created_at, |existing| {
-            for other in existing {
-                if mapping_rule(other).is_ok_and(|o| idp::overlaps(&rule, &o)) {
-                    return Err(format!(
-                        "overlaps mapping {} of ad tech {}",
-                        other.id, other.adtech
-                    ));
-                }
+            // A stored row that is not a valid rule is skipped, as the
+            // token exchange cannot match it either.
+            let rules: Vec<idp::Mapping> = existing
+                .iter()
+                .filter_map(|m| mapping_rule(m).ok())
+                .collect();
+            match onboarding::first_overlap(&rule, &rules) {
+                Some(other) => Err(format!(
+                    "overlaps mapping {} of ad tech {}",
+                    other.id, other.adtech
+                )),
+                None => Ok(()),
             }
-            Ok(())
         })
         .await
         .map_err(|e| match e {
             StoreError::Conflict(what) => Error::Conflict(format!("identity {what}")),
             other => other.into(),
         })?;
+    let record = to_value(&IdentityMapping::from(record));
     audit(
         &state,
         EventKind::MappingAdded,
         &operator.actor,
-        to_value(&record),
+        record.clone(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(to_value(&record))))
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 pub(super) async fn list_identities(
@@ -388,7 +293,7 @@ pub(super) async fn list_identities(
             ..MappingFilter::default()
         })
         .await?;
-    Ok(Json(json!({ "mappings": mappings })))
+    Ok(Json(mapping_list(mappings)))
 }
 
 pub(super) async fn remove_identity(
@@ -408,7 +313,7 @@ pub(super) async fn remove_identity(
             "ad tech `{adtech}` has no identity `{mapping}`"
         )));
     }
-    let removed = state.store.delete_mapping(&mapping).await?;
+    let removed = IdentityMapping::from(state.store.delete_mapping(&mapping).await?);
     audit(
         &state,
         EventKind::MappingRemoved,
@@ -416,15 +321,7 @@ pub(super) async fn remove_identity(
         to_value(&removed),
     )
     .await?;
-    Ok(Json(json!({ "removed": removed })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MappingQuery {
-    adtech: Option<String>,
-    cloud: Option<String>,
-    issuer: Option<String>,
+    Ok(Json(to_value(&Removed { removed })))
 }
 
 pub(super) async fn list_mappings(
@@ -437,7 +334,11 @@ pub(super) async fn list_mappings(
         cloud: query.cloud,
         issuer: query.issuer,
     };
-    Ok(Json(
-        json!({ "mappings": state.store.mappings(&filter).await? }),
-    ))
+    Ok(Json(mapping_list(state.store.mappings(&filter).await?)))
+}
+
+fn mapping_list(mappings: Vec<MappingRecord>) -> Value {
+    to_value(&MappingList {
+        mappings: mappings.into_iter().map(IdentityMapping::from).collect(),
+    })
 }
