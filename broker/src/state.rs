@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use cloud_adapters::{Cloud, KeyWrapper};
 use idp::Clock;
 
+use crate::admin::AdminState;
 use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
 use crate::distribution::Distribution;
@@ -79,6 +80,18 @@ impl FromRef<AppState> for ExchangeState {
             audit: state.audit.clone(),
             metrics: state.metrics.clone(),
             clock: state.clock.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(state: &AppState) -> Self {
+        AdminState {
+            federation: state.federation.clone(),
+            store: state.store.clone(),
+            audit: state.audit.clone(),
+            clock: state.clock.clone(),
+            config: state.config.clone(),
         }
     }
 }

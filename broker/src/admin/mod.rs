@@ -11,9 +11,39 @@ use axum::routing::{delete, get, post};
 
 pub use crate::operator::{AdminRole, Operator, ReaderRole};
 
-use crate::state::AppState;
+use std::sync::Arc;
 
-pub(crate) fn router() -> Router<AppState> {
+use axum::extract::FromRef;
+use idp::Clock;
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::federation::Federation;
+use crate::operator::AdminAuth;
+use crate::storage::Store;
+
+/// What the admin API uses; taken from the application's state.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The trusted-issuer registry that onboarding adds to and removes from.
+    pub federation: Arc<Federation>,
+    /// Ad techs, issuers, mappings.
+    pub store: Store,
+    /// Where every change is recorded.
+    pub audit: Arc<dyn Audit>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The profile (loopback issuers only in dev), `coordinator.name` and
+    /// the enabled clouds (the tfvars export).
+    pub config: Arc<Config>,
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AdminState: FromRef<S>,
+    Arc<AdminAuth>: FromRef<S>,
+{
     Router::new()
         .route(
             "/v1/admin/issuers",

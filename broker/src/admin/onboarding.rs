@@ -19,12 +19,12 @@ use onboarding::{
 };
 use serde_json::{Value, json};
 
+use super::AdminState;
 use crate::audit::{AuditEvent, EventKind};
 use crate::federation::mapping_rule;
 use crate::http::{ApiJson, ApiQuery};
 use crate::issuer::SCOPES_SUPPORTED;
 use crate::operator::{AdminRole, Operator, ReaderRole};
-use crate::state::AppState;
 use crate::storage::{AdTech, MappingFilter, MappingRecord, StoredIssuer};
 use crate::time::unix_ms;
 use crate::{Error, storage::StoreError};
@@ -32,7 +32,7 @@ use crate::{Error, storage::StoreError};
 type Created = (StatusCode, Json<Value>);
 
 async fn audit(
-    state: &AppState,
+    state: &AdminState,
     kind: EventKind,
     actor: &str,
     details: Value,
@@ -52,7 +52,7 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
 // ---- issuers ---------------------------------------------------------------
 
 pub(super) async fn add_issuer(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<IssuerRequest>,
 ) -> Result<Created, Error> {
@@ -85,7 +85,7 @@ pub(super) async fn add_issuer(
 }
 
 pub(super) async fn list_issuers(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
 ) -> Result<Json<Value>, Error> {
     let mut issuers: Vec<IssuerEntry> = state
@@ -107,7 +107,7 @@ pub(super) async fn list_issuers(
 }
 
 pub(super) async fn remove_issuer(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, Error> {
@@ -139,7 +139,7 @@ pub(super) async fn remove_issuer(
 // ---- ad techs --------------------------------------------------------------
 
 pub(super) async fn create_adtech(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     ApiJson(request): ApiJson<AdTechRequest>,
 ) -> Result<Created, Error> {
@@ -167,7 +167,7 @@ pub(super) async fn create_adtech(
 }
 
 pub(super) async fn list_adtechs(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
 ) -> Result<Json<Value>, Error> {
     let adtechs = state.store.adtechs().await?;
@@ -177,7 +177,7 @@ pub(super) async fn list_adtechs(
 }
 
 pub(super) async fn show_adtech(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
@@ -196,7 +196,7 @@ pub(super) async fn show_adtech(
 }
 
 pub(super) async fn update_adtech(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<AdTechPatch>,
@@ -217,7 +217,7 @@ pub(super) async fn update_adtech(
 // ---- identities (mappings) -------------------------------------------------
 
 pub(super) async fn add_identity(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     Path(adtech): Path<String>,
     ApiJson(request): ApiJson<IdentityRequest>,
@@ -281,7 +281,7 @@ pub(super) async fn add_identity(
 }
 
 pub(super) async fn list_identities(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
     Path(adtech): Path<String>,
 ) -> Result<Json<Value>, Error> {
@@ -297,7 +297,7 @@ pub(super) async fn list_identities(
 }
 
 pub(super) async fn remove_identity(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     operator: Operator<AdminRole>,
     Path((adtech, mapping)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
@@ -325,7 +325,7 @@ pub(super) async fn remove_identity(
 }
 
 pub(super) async fn list_mappings(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
     ApiQuery(query): ApiQuery<MappingQuery>,
 ) -> Result<Json<Value>, Error> {

@@ -9,10 +9,10 @@ use cloud_adapters::KekUri;
 use onboarding::{AdTechRecord, IdentityMapping, SplitKey};
 use serde_json::Value;
 
+use super::AdminState;
 use super::{Operator, ReaderRole};
 use crate::Error;
 use crate::config::CloudsConfig;
-use crate::state::AppState;
 use crate::storage::{AdTech, MappingFilter, MappingRecord};
 
 /// What a cloud's Terraform module needs of its KEK; `None` for a KEK it
@@ -59,7 +59,7 @@ pub fn terraform_vars(
 
 /// `GET /v1/admin/adtechs/{id}/terraform`
 pub(super) async fn export(
-    State(state): State<AppState>,
+    State(state): State<AdminState>,
     _operator: Operator<ReaderRole>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
