@@ -1,10 +1,6 @@
 //! Operator authentication and onboarding validation through the real API.
 //! The operator OIDC issuer is the npm `oauth2-mock-server`.
 
-#[path = "../../idp/tests/support/mod.rs"]
-#[allow(dead_code)] // the shared IdP driver; these tests use part of it
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyferry::config::{Config, IssuerEntry, IssuerKind};
@@ -12,7 +8,7 @@ use keyferry::server::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::NodeIdp;
+use test_support::NodeIdp;
 
 const OPERATORS: &str = "keyferry-operators";
 const GOOGLE_LIKE: &str = "https://accounts.google.com";
@@ -66,7 +62,7 @@ async fn env(db: Db) -> Option<Env> {
         Db::Sqlite => None,
         Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
     };
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::bind(config_for(dir.path(), &idp.issuer, db.as_ref()))
         .await

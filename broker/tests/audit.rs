@@ -21,7 +21,7 @@ struct Broker {
 }
 
 async fn start(data: &Path) -> Broker {
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let mut config = Config::dev_default();
     config.data_dir = data.to_owned();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");

@@ -81,7 +81,7 @@ async fn broker_with_gcp(
     axum_server::Handle,
     tempfile::TempDir,
 ) {
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let dir = tempfile::tempdir().expect("dir");
     let mut config = Config::dev_default();
     config.data_dir = dir.path().to_owned();

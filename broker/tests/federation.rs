@@ -3,17 +3,13 @@
 //! API with the bootstrap token, and RFC 8693 exchanges. Issued credentials
 //! are checked with PyJWT, an independent JOSE implementation.
 
-#[path = "../../idp/tests/support/mod.rs"]
-#[allow(dead_code)] // the shared IdP driver; these tests use part of it
-mod support;
-
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyferry::config::{Config, IssuerEntry, IssuerKind};
 use keyferry::server::Server;
 use serde_json::{Value, json};
-use support::NodeIdp;
+use test_support::NodeIdp;
 
 const AUDIENCE: &str = "keyferry-test";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -55,7 +51,7 @@ async fn env(db: Db, kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) ->
         Db::Sqlite => None,
         Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
     };
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::dev_default();
     config.data_dir = dir.path().to_owned();

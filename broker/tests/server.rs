@@ -47,7 +47,7 @@ async fn start() -> Running {
 }
 
 fn client() -> reqwest::Client {
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -246,7 +246,7 @@ async fn tls_is_served_when_a_certificate_is_configured() {
     config.server.tls_key = Some(key_path);
     let broker = start_with(config, dir).await;
     assert!(broker.base.starts_with("https://"));
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let trusting = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem")])
         .build()

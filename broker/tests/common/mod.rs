@@ -45,7 +45,7 @@ impl Broker {
     /// Starts a dev broker (no lifecycle task: tests drive it) on `db`, or
     /// `None` when PostgreSQL is unreachable outside CI.
     pub async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<Broker> {
-        keyferry::server::install_crypto_provider();
+        test_support::install_crypto_provider();
         let db = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(TestDb::postgres().await?),
