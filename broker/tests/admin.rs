@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyferry::config::{Config, IssuerEntry, IssuerKind};
 use keyferry::server::Server;
+use keyferry::testing::Db;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -12,12 +13,6 @@ use test_support::NodeIdp;
 
 const OPERATORS: &str = "keyferry-operators";
 const GOOGLE_LIKE: &str = "https://accounts.google.com";
-
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
 
 struct Env {
     idp: NodeIdp,
@@ -156,17 +151,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_sqlite() {
-    admin_endpoints_refuse_bad_tokens(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_postgres() {
-    admin_endpoints_refuse_bad_tokens(Db::Postgres).await;
-}
-
-async fn admin_endpoints_refuse_bad_tokens(db: Db) {
+async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens(db: Db) {
     let Some(mut env) = env(db).await else { return };
     let writes: Vec<(Method, &str, Value)> = vec![
         (
@@ -287,16 +272,6 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
         .filter(|actor| !actor.starts_with("coordinator:"))
         .collect();
     assert_eq!(actors, ["operator:ops-1", "admin-token:bootstrap"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_validation_errors_name_the_field_on_sqlite() {
-    onboarding_validation_errors_name_the_field(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_validation_errors_name_the_field_on_postgres() {
-    onboarding_validation_errors_name_the_field(Db::Postgres).await;
 }
 
 async fn onboarding_validation_errors_name_the_field(db: Db) {
@@ -483,3 +458,9 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
         (400, Some("invalid_query"))
     );
 }
+
+keyferry::on_both_backends!(
+    db:
+    admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens,
+    onboarding_validation_errors_name_the_field,
+);

@@ -8,18 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use keyferry::config::{Config, IssuerEntry, IssuerKind};
 use keyferry::server::Server;
+use keyferry::testing::Db;
 use serde_json::{Value, json};
 use test_support::NodeIdp;
 
 const AUDIENCE: &str = "keyferry-test";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
 
 struct Env {
     idp: NodeIdp,
@@ -231,17 +226,7 @@ fn cloud_claims(cloud: &str) -> (&'static str, &'static str, Value) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_sqlite() {
-    each_clouds_token_is_exchanged(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_postgres() {
-    each_clouds_token_is_exchanged(Db::Postgres).await;
-}
-
-async fn each_clouds_token_is_exchanged(db: Db) {
+async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently(db: Db) {
     for shape in ["gcp", "azure", "aws", "eks"] {
         let (cloud, subject, extra) = cloud_claims(shape);
         let kind = match cloud {
@@ -312,17 +297,7 @@ fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failed_check_is_refused_with_its_own_reason_on_sqlite() {
-    every_failed_check_is_refused(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failed_check_is_refused_with_its_own_reason_on_postgres() {
-    every_failed_check_is_refused(Db::Postgres).await;
-}
-
-async fn every_failed_check_is_refused(db: Db) {
+async fn every_failed_check_is_refused_with_its_own_reason(db: Db) {
     let Some(mut env) = env(db, IssuerKind::Gcp, |_, _| {}).await else {
         return;
     };
@@ -698,3 +673,9 @@ async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
         .await;
     assert_eq!(env.exchange(&other).await.0, 200);
 }
+
+keyferry::on_both_backends!(
+    db:
+    each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently,
+    every_failed_check_is_refused_with_its_own_reason,
+);

@@ -7,7 +7,6 @@ use cloud_adapters::{KeyWrapper, LocalKek};
 use idp::{Clock, IssuerKind, ManualClock, RotationPolicy, SigningKey};
 use keyferry::issuer::Issuer;
 use keyferry::storage::Store;
-use keyferry::testing::TestDb;
 
 const URL: &str = "https://coordinator-a.example.com";
 
@@ -237,30 +236,7 @@ async fn futures_join(
     out
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+keyferry::on_both_backends!(
     keys_are_stored_wrapped_and_survive_a_restart,
     tokens_signed_before_a_rotation_verify_until_they_expire,
     replicas_starting_together_agree_on_one_key_set,

@@ -231,16 +231,6 @@ async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key(db: Db) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_sqlite() {
-    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_postgres() {
-    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_refusal_has_its_reason_and_an_audit_entry() {
     let Some(setup) = setup(Db::Sqlite).await else {
         return;
@@ -542,3 +532,8 @@ async fn challenges_are_rate_limited_per_workload_identity() {
         2
     );
 }
+
+keyferry::on_both_backends!(
+    db:
+    an_attested_workload_gets_its_split_sealed_to_its_tee_key,
+);

@@ -16,12 +16,9 @@ use keyferry::testing::TestDb;
 use reqwest::Method;
 use serde_json::Value;
 
-/// Which database a test broker runs on.
-#[derive(Clone, Copy, Debug)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
+/// Which database a test broker runs on; `keyferry::on_both_backends!(db:
+/// …)` passes one to each test.
+pub use keyferry::testing::Db;
 
 /// A running broker.
 pub struct Broker {
