@@ -212,7 +212,9 @@ async fn bad_ballots_are_refused_each_with_its_code(db: Db) {
     let late = propose(&broker, json!({"kind": "remove_member", "name": "carol"})).await;
     let late_id = late["id"].as_str().expect("id");
     let late_digest = late["digest"].as_str().expect("digest");
-    broker.clock.advance(Duration::from_secs(7 * 24 * 3600 + 1));
+    broker
+        .clock()
+        .advance(Duration::from_secs(7 * 24 * 3600 + 1));
     let (status, body) = ballot(&broker, late_id, "bob", &members[1].sign(late_digest)).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -379,7 +381,7 @@ async fn gov(broker: &Broker, args: Vec<String>) -> Output {
         .arg("--server")
         .arg(&broker.base)
         .arg("--token-file")
-        .arg(broker.dir.path().join("admin-token"));
+        .arg(broker.token_file());
     tokio::task::spawn_blocking(move || cmd.output().expect("run"))
         .await
         .expect("join")

@@ -290,7 +290,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
 
     // An expired nonce.
     let nonce = w.nonce().await;
-    setup.broker.clock.advance(Duration::from_secs(301));
+    setup.broker.clock().advance(Duration::from_secs(301));
     let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
     assert_eq!(
         (status, attestation_reason(&body)),
@@ -386,7 +386,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     );
     let nonce = w.nonce().await;
     let evidence = w.evidence(&nonce, |_| {});
-    setup.broker.clock.advance(Duration::from_secs(3600));
+    setup.broker.clock().advance(Duration::from_secs(3600));
     let (status, body) = setup
         .broker
         .call(
