@@ -7,6 +7,10 @@
 //! failed assertion), so tests run in parallel without seeing each other.
 //! Under `CI=true` an unreachable PostgreSQL fails the test instead of
 //! skipping it.
+//!
+//! [`on_both_backends!`](crate::on_both_backends) turns one test function
+//! into a test per engine, for the crate's unit tests and for integration
+//! tests alike.
 
 use std::path::PathBuf;
 
@@ -24,6 +28,15 @@ pub fn postgres_admin_url() -> String {
 /// True when running under CI, where missing services are failures.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Which database engine a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file (for a broker: the one in its data directory).
+    Sqlite,
+    /// A fresh PostgreSQL database (see [`TestDb::postgres`]).
+    Postgres,
 }
 
 /// A database that exists for one test.
@@ -80,6 +93,15 @@ impl TestDb {
         })
     }
 
+    /// A fresh database on `engine`: [`TestDb::sqlite`] or
+    /// [`TestDb::postgres`].
+    pub async fn on(engine: Db) -> Option<TestDb> {
+        match engine {
+            Db::Sqlite => Some(TestDb::sqlite().await),
+            Db::Postgres => TestDb::postgres().await,
+        }
+    }
+
     /// The temporary directory of a SQLite database.
     pub fn sqlite_dir(&self) -> Option<PathBuf> {
         match &self.cleanup {
@@ -126,4 +148,52 @@ impl Drop for TestDb {
 /// Runs raw SQL on a store (tests that tamper with the database).
 pub async fn execute(store: &Store, sql: &str) {
     store.execute_raw(sql).await.expect("raw SQL");
+}
+
+/// Runs each named test function once per database engine, as
+/// `sqlite::<name>` and `postgres::<name>` (multi-threaded tokio tests; the
+/// PostgreSQL one skips or, under `CI=true`, fails when the server is
+/// unreachable). Invoke it once per module: it defines `mod sqlite` and
+/// `mod postgres` next to the functions.
+///
+/// - `on_both_backends!(a, b)`: `async fn a(store: &Store)`, run on a fresh
+///   [`TestDb`] of each engine.
+/// - `on_both_backends!(db: a, b)`: `async fn a(db: Db)`, which starts what
+///   it needs (a test broker, say) on the [`Db`] it is given.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! on_both_backends {
+    (db: $($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@module sqlite, Sqlite, db, $($name),*);
+        $crate::on_both_backends!(@module postgres, Postgres, db, $($name),*);
+    };
+    (@module $module:ident, $engine:ident, db, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::Db::$engine).await;
+                }
+            )*
+        }
+    };
+    (@module $module:ident, $engine:ident, store, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::TestDb::on($crate::testing::Db::$engine).await
+                    else {
+                        return;
+                    };
+                    assert_eq!(db.store.backend(), $crate::storage::Backend::$engine);
+                    super::$name(&db.store).await;
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@module sqlite, Sqlite, store, $($name),*);
+        $crate::on_both_backends!(@module postgres, Postgres, store, $($name),*);
+    };
 }

@@ -1,121 +1,43 @@
 //! Operator authentication and onboarding validation through the real API.
 //! The operator OIDC issuer is the npm `oauth2-mock-server`.
 
-#[path = "../../idp/tests/support/mod.rs"]
-#[allow(dead_code)] // the shared IdP driver; these tests use part of it
-mod support;
+mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keyferry::config::{Config, IssuerEntry, IssuerKind};
+use common::{Broker, Db, Serve};
+use keyferry::config::IssuerKind;
 use keyferry::server::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::NodeIdp;
 
 const OPERATORS: &str = "keyferry-operators";
 const GOOGLE_LIKE: &str = "https://accounts.google.com";
 
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-struct Env {
-    idp: NodeIdp,
-    db: Option<keyferry::testing::TestDb>,
-    base: String,
-    bootstrap: String,
-    client: reqwest::Client,
-    state: keyferry::AppState,
-    handle: axum_server::Handle,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-    }
-}
-
-fn config_for(dir: &std::path::Path, idp: &str, db: Option<&keyferry::testing::TestDb>) -> Config {
-    let mut config = Config::dev_default();
-    config.storage.url = db.map(|db| db.url.clone());
-    config.data_dir = dir.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config.admin.oidc_issuer = Some(idp.parse().expect("url"));
-    config.admin.oidc_audience = Some(OPERATORS.into());
-    // A configured GCP issuer, for identities.
-    config.issuers.push(IssuerEntry {
-        name: "google".into(),
-        kind: IssuerKind::Gcp,
-        issuer: GOOGLE_LIKE.parse().expect("url"),
-        audience: "keyferry".into(),
-        algorithms: None,
-        max_token_lifetime: None,
-        jwks_uri: None,
-    });
-    config
-}
-
-async fn env(db: Db) -> Option<Env> {
-    let idp = NodeIdp::start().await?;
-    let db = match db {
-        Db::Sqlite => None,
-        Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
-    };
-    keyferry::server::install_crypto_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::bind(config_for(dir.path(), &idp.issuer, db.as_ref()))
+/// A broker on the production start path whose operator issuer is the test
+/// IdP.
+async fn env(db: Db) -> Option<Broker> {
+    Broker::builder()
+        .db(db)
+        .operator_idp(OPERATORS)
+        .serve(Serve::Server)
+        .tweak(|config| {
+            // A configured GCP issuer, for identities.
+            config.issuers.push(common::issuer(
+                "google",
+                IssuerKind::Gcp,
+                GOOGLE_LIKE,
+                "keyferry",
+            ));
+        })
+        .start()
         .await
-        .expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let handle = server.handle();
-    let state = server.state().clone();
-    tokio::spawn(server.run());
-    let bootstrap =
-        std::fs::read_to_string(dir.path().join("admin-token")).expect("bootstrap token");
-    Some(Env {
-        idp,
-        db,
-        base,
-        bootstrap,
-        client: reqwest::Client::new(),
-        state,
-        handle,
-        dir,
-    })
 }
 
-impl Env {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("call");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        (
-            status,
-            headers,
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
+impl Broker {
     async fn operator(&mut self, roles: Value, audience: &str) -> String {
-        self.idp
+        self.idp()
             .token(json!({"sub": "ops-1", "aud": audience, "keyferry_roles": roles}))
             .await
     }
@@ -126,14 +48,14 @@ async fn the_bootstrap_token_is_private_and_stored_only_as_a_hash() {
     let Some(env) = env(Db::Sqlite).await else {
         return;
     };
-    let path = env.dir.path().join("admin-token");
+    let path = env.token_file();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-    let token = env.bootstrap.trim();
+    let token = env.admin_token().trim();
     assert!(token.starts_with("kf_") && token.len() >= 40, "{token}");
     let stored = env.state.store.admin_token_hashes().await.expect("hashes");
     assert_eq!(stored.len(), 1);
@@ -146,11 +68,12 @@ async fn the_bootstrap_token_is_private_and_stored_only_as_a_hash() {
     );
 
     // A restart on the same data keeps the token.
-    let server = Server::bind(config_for(env.dir.path(), &env.idp.issuer, env.db.as_ref()))
-        .await
-        .expect("restart");
+    let server = Server::bind(env.config.clone()).await.expect("restart");
     drop(server);
-    assert_eq!(std::fs::read_to_string(&path).expect("read"), env.bootstrap);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        env.admin_token()
+    );
 }
 
 fn now() -> i64 {
@@ -160,17 +83,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_sqlite() {
-    admin_endpoints_refuse_bad_tokens(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens_on_postgres() {
-    admin_endpoints_refuse_bad_tokens(Db::Postgres).await;
-}
-
-async fn admin_endpoints_refuse_bad_tokens(db: Db) {
+async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens(db: Db) {
     let Some(mut env) = env(db).await else { return };
     let writes: Vec<(Method, &str, Value)> = vec![
         (
@@ -215,7 +128,7 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
     let wrong_audience = env.operator(json!(["admin"]), "someone-else").await;
     let t = now();
     let expired = env
-        .idp
+        .idp()
         .token(json!({"sub": "ops-1", "aud": OPERATORS, "keyferry_roles": ["admin"], "iat": t - 7200, "nbf": t - 7200, "exp": t - 3600}))
         .await;
 
@@ -229,8 +142,9 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
             (Some(no_role.as_str()), 403),
             (Some(member.as_str()), 403),
         ] {
-            let (status, headers, problem) =
-                env.call(method.clone(), path, token, body(payload)).await;
+            let (status, headers, problem) = env
+                .call_with_headers(method.clone(), path, token, body(payload))
+                .await;
             assert_eq!(
                 status, expected,
                 "{method} {path} with {token:?}: {problem}"
@@ -248,16 +162,20 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
     }
     for path in reads {
         assert_eq!(
-            env.call(Method::GET, path, None, None).await.0,
+            env.call_with_headers(Method::GET, path, None, None).await.0,
             401,
             "{path}"
         );
         assert_eq!(
-            env.call(Method::GET, path, Some(&no_role), None).await.0,
+            env.call_with_headers(Method::GET, path, Some(&no_role), None)
+                .await
+                .0,
             403,
             "{path}"
         );
-        let (status, _, _) = env.call(Method::GET, path, Some(&auditor), None).await;
+        let (status, _, _) = env
+            .call_with_headers(Method::GET, path, Some(&auditor), None)
+            .await;
         assert!(
             status == 200 || status == 404,
             "{path}: auditors may read ({status})"
@@ -267,7 +185,7 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
     // An admin from the operator issuer, and the bootstrap token, may write.
     let admin = env.operator(json!(["admin"]), OPERATORS).await;
     let (status, _, created) = env
-        .call(
+        .call_with_headers(
             Method::POST,
             "/v1/admin/adtechs",
             Some(&admin),
@@ -276,10 +194,10 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
         .await;
     assert_eq!(status, 201, "{created}");
     let (status, _, _) = env
-        .call(
+        .call_with_headers(
             Method::PATCH,
             "/v1/admin/adtechs/acme",
-            Some(env.bootstrap.trim()),
+            Some(env.admin_token().trim()),
             Some(json!({"enabled": false})),
         )
         .await;
@@ -293,23 +211,16 @@ async fn admin_endpoints_refuse_bad_tokens(db: Db) {
     assert_eq!(actors, ["operator:ops-1", "admin-token:bootstrap"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_validation_errors_name_the_field_on_sqlite() {
-    onboarding_validation_errors_name_the_field(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_validation_errors_name_the_field_on_postgres() {
-    onboarding_validation_errors_name_the_field(Db::Postgres).await;
-}
-
 async fn onboarding_validation_errors_name_the_field(db: Db) {
     let Some(env) = env(db).await else { return };
-    let token = env.bootstrap.trim().to_owned();
+    let token = env.admin_token().trim().to_owned();
     let post = |path: &'static str, body: Value| {
         let env = &env;
         let token = token.clone();
-        async move { env.call(Method::POST, path, Some(&token), Some(body)).await }
+        async move {
+            env.call_with_headers(Method::POST, path, Some(&token), Some(body))
+                .await
+        }
     };
     let adtech_cases = [
         (json!({"id": "A", "name": "x"}), "id"),
@@ -449,7 +360,7 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
     assert_eq!(post("/v1/admin/issuers", eks.clone()).await.0, 201);
     assert_eq!(post("/v1/admin/issuers", eks).await.0, 409);
     let (status, _, _) = env
-        .call(
+        .call_with_headers(
             Method::DELETE,
             "/v1/admin/issuers/google",
             Some(&token),
@@ -461,11 +372,11 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
         "configured issuers are removed in keyferry.toml"
     );
     let (status, _, _) = env
-        .call(Method::DELETE, "/v1/admin/issuers/eks", Some(&token), None)
+        .call_with_headers(Method::DELETE, "/v1/admin/issuers/eks", Some(&token), None)
         .await;
     assert_eq!(status, 200);
     let (status, _, body) = env
-        .call(
+        .call_with_headers(
             Method::GET,
             "/v1/admin/mappings?cloud=gcp&adtech=acme",
             Some(&token),
@@ -475,7 +386,7 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
     assert_eq!(status, 200);
     assert_eq!(body["mappings"].as_array().expect("mappings").len(), 1);
     let (status, _, problem) = env
-        .call(
+        .call_with_headers(
             Method::GET,
             "/v1/admin/mappings?colour=blue",
             Some(&token),
@@ -487,3 +398,9 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
         (400, Some("invalid_query"))
     );
 }
+
+keyferry::on_both_backends!(
+    db:
+    admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens,
+    onboarding_validation_errors_name_the_field,
+);

@@ -2,58 +2,32 @@
 //! `keyferry audit` commands, an independent RFC 9162 verifier, and a
 //! database an attacker edited.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
+use common::process::keyferry;
+use common::{Broker, Serve};
 use keyferry::audit::{Audit, AuditEvent, EventKind};
-use keyferry::config::Config;
-use keyferry::server::Server;
 use serde_json::{Value, json};
 
-struct Broker {
-    base: String,
-    token: String,
-    data: PathBuf,
-    state: keyferry::AppState,
-    handle: axum_server::Handle,
-    task: tokio::task::JoinHandle<()>,
-}
-
+/// A broker on the production start path with its data in `data`, which
+/// outlives it: tests stop it, edit the data and start again.
 async fn start(data: &Path) -> Broker {
-    keyferry::server::install_crypto_provider();
-    let mut config = Config::dev_default();
-    config.data_dir = data.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let (handle, state) = (server.handle(), server.state().clone());
-    let task = tokio::spawn(async move { server.run().await.expect("serve") });
-    let token = std::fs::read_to_string(data.join("admin-token"))
-        .expect("token")
-        .trim()
-        .to_owned();
-    Broker {
-        base,
-        token,
-        data: data.to_owned(),
-        state,
-        handle,
-        task,
-    }
+    Broker::builder()
+        .data_dir(data)
+        .serve(Serve::Server)
+        .start_sqlite()
+        .await
 }
 
 impl Broker {
-    async fn stop(self) {
-        self.handle.shutdown();
-        let _ = self.task.await;
-        self.state.store.close().await;
-    }
-
     async fn get(&self, path: &str) -> Value {
         let response = reqwest::Client::new()
             .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.admin_token().trim())
             .send()
             .await
             .expect("GET");
@@ -64,7 +38,7 @@ impl Broker {
     async fn post(&self, path: &str, body: Value) -> Value {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.admin_token().trim())
             .json(&body)
             .send()
             .await
@@ -92,18 +66,13 @@ impl Broker {
 
     /// Runs `keyferry audit ARGS` against this broker.
     async fn audit(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("KEYFERRY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = keyferry();
         cmd.arg("audit")
             .args(args)
             .arg("--server")
             .arg(&self.base)
             .arg("--token-file")
-            .arg(self.data.join("admin-token"));
+            .arg(self.token_file());
         tokio::task::spawn_blocking(move || cmd.output().expect("run"))
             .await
             .expect("join")
@@ -133,7 +102,7 @@ fn python(request: &Value, script: &str) -> Option<Value> {
         eprintln!("skipping the independent verifier: run scripts/test.sh to create .venv");
         return None;
     }
-    let mut child = Command::new(python)
+    let mut child = std::process::Command::new(python)
         .arg(root.join("tests/tools").join(script))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -231,7 +200,7 @@ async fn proofs_agree_with_an_independent_rfc9162_verifier() {
     ] {
         let r = client
             .get(format!("{}{path}", broker.base))
-            .bearer_auth(&broker.token)
+            .bearer_auth(broker.admin_token().trim())
             .send()
             .await
             .expect("get");
@@ -368,7 +337,7 @@ async fn an_export_verifies_offline_and_an_edited_export_does_not() {
     );
     broker.stop().await;
     let offline = |path: PathBuf| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
+        let mut cmd = keyferry();
         cmd.args(["audit", "verify", "--export"]).arg(path);
         cmd.output().expect("run")
     };
@@ -421,7 +390,7 @@ async fn mapping_history_is_rebuilt_at_any_tree_size() {
             "{}/v1/admin/adtechs/acme/identities/{m1}",
             broker.base
         ))
-        .bearer_auth(&broker.token)
+        .bearer_auth(broker.admin_token().trim())
         .send()
         .await
         .expect("delete");
@@ -429,7 +398,7 @@ async fn mapping_history_is_rebuilt_at_any_tree_size() {
     let after_removal = broker.size().await;
     let response = reqwest::Client::new()
         .patch(format!("{}/v1/admin/adtechs/acme", broker.base))
-        .bearer_auth(&broker.token)
+        .bearer_auth(broker.admin_token().trim())
         .json(&json!({"enabled": false}))
         .send()
         .await

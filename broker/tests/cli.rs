@@ -109,7 +109,7 @@ async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
     let data = dir.path().join("data");
     let (child, base) = serve(&data, dir.path(), &[]);
 
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let ready = loop {
@@ -178,7 +178,7 @@ async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
     );
 
     // The embedded Type-2 acknowledges and the keys appear, without any set-up.
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let ids: Vec<String> = loop {

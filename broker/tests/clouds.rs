@@ -2,9 +2,12 @@
 //! A is wrapped by Cloud KMS (the project's REST double of it) and `/readyz`
 //! reports that KEK.
 
+mod common;
+
 use cloud_adapters::KeyWrapper;
 use cloud_adapters::gcp::test_double::KmsDouble;
-use keyferry::config::{CloudConfig, Config, StaticCredentials};
+use common::{Broker, Serve};
+use keyferry::config::{CloudConfig, StaticCredentials};
 
 const KEY: &str = "projects/p/locations/global/keyRings/splits/cryptoKeys/gcp-splits";
 
@@ -14,7 +17,8 @@ async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
     double.create_key(KEY);
     double.grant(KEY, "coordinator-a");
     double.issue_token("dev-token", "coordinator-a");
-    let (state, base, handle, dir) = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double).await;
+    let (state, base) = (&broker.state, &broker.base);
 
     let client = reqwest::Client::new();
     let ready: serde_json::Value = client
@@ -40,9 +44,10 @@ async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
         .iter()
         .find(|s| s.kek_uri == "local-kek://storage")
         .expect("a storage split");
-    let storage_kek = cloud_adapters::LocalKek::open_or_create(&dir.path().join("keks"), "storage")
-        .await
-        .expect("kek");
+    let storage_kek =
+        cloud_adapters::LocalKek::open_or_create(&broker.data_dir().join("keks"), "storage")
+            .await
+            .expect("kek");
     let via_kms = state.cloud_keks[0]
         .1
         .unwrap(&gcp_split.ciphertext)
@@ -69,36 +74,24 @@ async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["checks"]["kek_gcp"], "unavailable");
     assert_eq!(body["checks"]["storage_kek"], "ok");
-    handle.shutdown();
+    broker.shutdown();
 }
 
 /// A dev broker (embedded Type-2) whose GCP KEK is the Cloud KMS double.
-async fn broker_with_gcp(
-    double: &KmsDouble,
-) -> (
-    keyferry::AppState,
-    String,
-    axum_server::Handle,
-    tempfile::TempDir,
-) {
-    keyferry::server::install_crypto_provider();
-    let dir = tempfile::tempdir().expect("dir");
-    let mut config = Config::dev_default();
-    config.data_dir = dir.path().to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let mut gcp = CloudConfig::with_kek(format!("gcp-kms://{KEY}"));
-    gcp.endpoint = Some(double.endpoint().parse().expect("url"));
-    gcp.static_credentials = Some(StaticCredentials {
-        access_token: Some("dev-token".into()),
-        ..Default::default()
-    });
-    config.clouds.gcp = Some(gcp);
-    let server = keyferry::server::Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let state = server.state().clone();
-    let handle = server.handle();
-    tokio::spawn(server.run());
-    (state, base, handle, dir)
+async fn broker_with_gcp(double: &KmsDouble) -> Broker {
+    Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|config| {
+            let mut gcp = CloudConfig::with_kek(format!("gcp-kms://{KEY}"));
+            gcp.endpoint = Some(double.endpoint().parse().expect("url"));
+            gcp.static_credentials = Some(StaticCredentials {
+                access_token: Some("dev-token".into()),
+                ..Default::default()
+            });
+            config.clouds.gcp = Some(gcp);
+        })
+        .start_sqlite()
+        .await
 }
 
 async fn readyz(base: &str) -> (u16, serde_json::Value) {
@@ -134,13 +127,14 @@ async fn a_permanent_403_is_a_clear_error_and_leaves_no_partial_key() {
     double.grant(KEY, "coordinator-a");
     double.issue_token("dev-token", "coordinator-a");
     double.set_always_forbidden(true);
-    let (state, base, handle, _dir) = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double).await;
+    let (state, base) = (&broker.state, &broker.base);
 
     let error = state.keys.ensure_keys(None).await.expect_err("KMS refuses");
     let message = error.to_string();
     assert!(message.contains("permission denied"), "{message}");
-    assert_eq!(assert_every_key_fully_wrapped(&state).await, 0);
-    let (status, body) = readyz(&base).await;
+    assert_eq!(assert_every_key_fully_wrapped(state).await, 0);
+    let (status, body) = readyz(base).await;
     assert_eq!(
         (status, &body["checks"]["kek_gcp"]),
         (503, &"unavailable".into())
@@ -163,9 +157,9 @@ async fn a_permanent_403_is_a_clear_error_and_leaves_no_partial_key() {
     // Once the grant works, generation completes with every split wrapped.
     double.set_always_forbidden(false);
     state.keys.ensure_keys(None).await.expect("generate");
-    assert!(assert_every_key_fully_wrapped(&state).await > 0);
-    assert_eq!(readyz(&base).await.0, 200);
-    handle.shutdown();
+    assert!(assert_every_key_fully_wrapped(state).await > 0);
+    assert_eq!(readyz(base).await.0, 200);
+    broker.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,11 +170,12 @@ async fn generation_resumes_when_an_unavailable_kms_comes_back() {
     double.issue_token("dev-token", "coordinator-a");
     // Far more 503s than the adapter's retries: an outage, not a blip.
     double.fail_next(10_000, cloud_adapters::gcp::test_double::Fault::Unavailable);
-    let (state, base, handle, _dir) = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double).await;
+    let (state, base) = (&broker.state, &broker.base);
 
     assert!(state.keys.ensure_keys(None).await.is_err());
-    assert_eq!(assert_every_key_fully_wrapped(&state).await, 0);
-    let (status, body) = readyz(&base).await;
+    assert_eq!(assert_every_key_fully_wrapped(state).await, 0);
+    let (status, body) = readyz(base).await;
     assert_eq!(status, 503);
     assert_eq!(body["checks"]["kek_gcp"], "unavailable");
     assert_eq!(body["checks"]["storage_kek"], "ok");
@@ -190,7 +185,7 @@ async fn generation_resumes_when_an_unavailable_kms_comes_back() {
     // than calling ensure_keys ourselves.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        if assert_every_key_fully_wrapped(&state).await > 0 {
+        if assert_every_key_fully_wrapped(state).await > 0 {
             break;
         }
         assert!(
@@ -199,6 +194,6 @@ async fn generation_resumes_when_an_unavailable_kms_comes_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(readyz(&base).await.0, 200);
-    handle.shutdown();
+    assert_eq!(readyz(base).await.0, 200);
+    broker.shutdown();
 }

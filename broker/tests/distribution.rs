@@ -190,16 +190,6 @@ async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape_on_sqlite() {
-    a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape_on_postgres() {
-    a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_status_and_reason() {
     let Some(broker) = broker(Db::Sqlite).await else {
         return;
@@ -480,3 +470,8 @@ async fn enabling_a_cloud_rewraps_live_keys_from_the_storage_copy() {
     assert_eq!((status, body["field"].as_str()), (400, Some("cloud")));
     assert_eq!(broker.audit_of_kind("key.rewrapped").await.len(), 2);
 }
+
+keyferry::on_both_backends!(
+    db:
+    a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape,
+);

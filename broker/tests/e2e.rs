@@ -13,13 +13,6 @@
 //! token and no private key appears in anything the brokers and the
 //! workload logged.
 
-#[path = "../../idp/tests/support/mod.rs"]
-#[allow(dead_code)] // the shared IdP driver; this test uses part of it
-mod support;
-
-#[path = "../../cloud-adapters/tests/aws_common/moto.rs"]
-mod moto;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,9 +28,8 @@ use keyferry::config::{
 };
 use keyferry::server::Server;
 use keyferry::testing::TestDb;
-use moto::Moto;
 use serde_json::{Value, json};
-use support::NodeIdp;
+use test_support::{Moto, NodeIdp};
 
 const USE_CASE: &str = "aggregation-service";
 const AUDIENCE: &str = "keyferry-e2e";
@@ -369,7 +361,7 @@ measurement = "{measurement}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workloads_in_three_clouds_recombine_and_decrypt_what_tink_encrypted() {
     let logs = CapturedLogs::install();
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let dir = tempfile::tempdir().expect("dir");
     let files = dir.path().join("files");
     std::fs::create_dir_all(&files).expect("files dir");

@@ -3,44 +3,18 @@
 //! API with the bootstrap token, and RFC 8693 exchanges. Issued credentials
 //! are checked with PyJWT, an independent JOSE implementation.
 
-#[path = "../../idp/tests/support/mod.rs"]
-#[allow(dead_code)] // the shared IdP driver; these tests use part of it
-mod support;
+mod common;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keyferry::config::{Config, IssuerEntry, IssuerKind};
-use keyferry::server::Server;
+use common::{Broker, Db, Serve};
+use keyferry::config::{Config, IssuerKind};
 use serde_json::{Value, json};
-use support::NodeIdp;
 
 const AUDIENCE: &str = "keyferry-test";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-#[derive(Clone, Copy, Debug)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-struct Env {
-    idp: NodeIdp,
-    _db: Option<keyferry::testing::TestDb>,
-    base: String,
-    admin_token: String,
-    client: reqwest::Client,
-    state: keyferry::AppState,
-    handle: axum_server::Handle,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-    }
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -49,74 +23,20 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-async fn env(db: Db, kind: IssuerKind, tweak: impl FnOnce(&mut Config, &str)) -> Option<Env> {
-    let idp = NodeIdp::start().await?;
-    let db = match db {
-        Db::Sqlite => None,
-        Db::Postgres => Some(keyferry::testing::TestDb::postgres().await?),
-    };
-    keyferry::server::install_crypto_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::dev_default();
-    config.data_dir = dir.path().to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config.issuers.push(IssuerEntry {
-        name: "workload-idp".into(),
-        kind,
-        issuer: idp.issuer.parse().expect("issuer URL"),
-        audience: AUDIENCE.into(),
-        algorithms: None,
-        max_token_lifetime: None,
-        jwks_uri: None,
-    });
-    if let Some(db) = &db {
-        config.storage.url = Some(db.url.clone());
-    }
-    tweak(&mut config, &idp.issuer);
-    // The issuer URL is also the audience of issued credentials; pin the port
-    // first so it can be known before binding.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    config.server.listen = addr;
-    let server = Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let handle = server.handle();
-    let state = server.state().clone();
-    tokio::spawn(server.run());
-    let admin_token =
-        std::fs::read_to_string(dir.path().join("admin-token")).expect("bootstrap token");
-    Some(Env {
-        idp,
-        _db: db,
-        base,
-        admin_token,
-        client: reqwest::Client::new(),
-        state,
-        handle,
-        _dir: dir,
-    })
+/// A broker on the production start path that trusts the test IdP as a
+/// workload issuer of `kind`. Its URL is also the audience of the
+/// credentials it issues.
+async fn env(db: Db, kind: IssuerKind, tweak: impl FnOnce(&mut Config)) -> Option<Broker> {
+    Broker::builder()
+        .db(db)
+        .trusted_idp(kind, AUDIENCE)
+        .serve(Serve::Server)
+        .tweak(tweak)
+        .start()
+        .await
 }
 
-impl Env {
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.admin_token.trim());
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
+impl Broker {
     async fn onboard(&self, adtech: &str, cloud: &str, subject: &str, conditions: Value) -> String {
         let (status, body) = self
             .admin(
@@ -134,7 +54,7 @@ impl Env {
                 reqwest::Method::POST,
                 &format!("/v1/admin/adtechs/{adtech}/identities"),
                 Some(json!({
-                    "cloud": cloud, "issuer": self.idp.issuer, "subject": subject, "conditions": conditions,
+                    "cloud": cloud, "issuer": self.idp_issuer(), "subject": subject, "conditions": conditions,
                 })),
             )
             .await;
@@ -235,17 +155,7 @@ fn cloud_claims(cloud: &str) -> (&'static str, &'static str, Value) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_sqlite() {
-    each_clouds_token_is_exchanged(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently_on_postgres() {
-    each_clouds_token_is_exchanged(Db::Postgres).await;
-}
-
-async fn each_clouds_token_is_exchanged(db: Db) {
+async fn each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently(db: Db) {
     for shape in ["gcp", "azure", "aws", "eks"] {
         let (cloud, subject, extra) = cloud_claims(shape);
         let kind = match cloud {
@@ -253,7 +163,7 @@ async fn each_clouds_token_is_exchanged(db: Db) {
             "azure" => IssuerKind::Azure,
             _ => IssuerKind::Aws,
         };
-        let Some(mut env) = env(db, kind, |_, _| {}).await else {
+        let Some(mut env) = env(db, kind, |_| {}).await else {
             return;
         };
         let mapping = env.onboard("acme", cloud, subject, json!([])).await;
@@ -262,7 +172,7 @@ async fn each_clouds_token_is_exchanged(db: Db) {
             .as_object_mut()
             .expect("object")
             .extend(extra.as_object().expect("object").clone());
-        let token = env.idp.token(claims).await;
+        let token = env.idp().token(claims).await;
 
         let (status, headers, body) = env.exchange(&token).await;
         assert_eq!(status, 200, "{shape}: {body}");
@@ -286,7 +196,7 @@ async fn each_clouds_token_is_exchanged(db: Db) {
         assert_eq!(c["adtech"], "acme");
         assert_eq!(c["cloud"], cloud);
         assert_eq!(c["client_id"], mapping.as_str());
-        assert_eq!(c["src_iss"], env.idp.issuer.as_str());
+        assert_eq!(c["src_iss"], env.idp_issuer());
         assert_eq!(c["src_sub"], subject);
         assert_eq!(c["scope"], "keys:read keys:release");
         assert_eq!(c["jti"].as_str().map(str::len), Some(22), "128-bit jti");
@@ -307,7 +217,7 @@ async fn each_clouds_token_is_exchanged(db: Db) {
             !all.contains(&token) && !all.contains(credential),
             "a token reached the audit log"
         );
-        env.handle.shutdown();
+        env.shutdown();
     }
 }
 
@@ -316,18 +226,8 @@ fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failed_check_is_refused_with_its_own_reason_on_sqlite() {
-    every_failed_check_is_refused(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failed_check_is_refused_with_its_own_reason_on_postgres() {
-    every_failed_check_is_refused(Db::Postgres).await;
-}
-
-async fn every_failed_check_is_refused(db: Db) {
-    let Some(mut env) = env(db, IssuerKind::Gcp, |_, _| {}).await else {
+async fn every_failed_check_is_refused_with_its_own_reason(db: Db) {
+    let Some(mut env) = env(db, IssuerKind::Gcp, |_| {}).await else {
         return;
     };
     let subject = "112233445566778899001";
@@ -351,7 +251,7 @@ async fn every_failed_check_is_refused(db: Db) {
     };
     let t = now();
 
-    let valid = env.idp.token(good.clone()).await;
+    let valid = env.idp().token(good.clone()).await;
     let [header, payload, signature] = valid.split('.').collect::<Vec<_>>()[..] else {
         panic!("JWS")
     };
@@ -363,7 +263,7 @@ async fn every_failed_check_is_refused(db: Db) {
         b64(json!({"alg": "none", "kid": kid}).to_string().as_bytes())
     );
     // The classic confusion attack: HS256 keyed with the issuer's public key.
-    let jwks = reqwest::get(format!("{}/jwks", env.idp.issuer))
+    let jwks = reqwest::get(format!("{}/jwks", env.idp_issuer()))
         .await
         .expect("jwks")
         .bytes()
@@ -390,7 +290,7 @@ async fn every_failed_check_is_refused(db: Db) {
         ("HS256 with the public key", hs256, "alg_not_allowed"),
         (
             "unknown kid",
-            env.idp
+            env.idp()
                 .token_with(good.clone(), json!({"kid": "forged"}), &[])
                 .await,
             "unknown_kid",
@@ -398,7 +298,7 @@ async fn every_failed_check_is_refused(db: Db) {
         ("bad signature", bad_signature, "bad_signature"),
         (
             "expired",
-            env.idp
+            env.idp()
                 .token(with(
                     json!({"iat": t - 7200, "exp": t - 3600, "nbf": t - 7200}),
                 ))
@@ -407,45 +307,45 @@ async fn every_failed_check_is_refused(db: Db) {
         ),
         (
             "nbf in the future",
-            env.idp.token(with(json!({"nbf": t + 3600}))).await,
+            env.idp().token(with(json!({"nbf": t + 3600}))).await,
             "not_yet_valid",
         ),
         (
             "iat in the future",
-            env.idp
+            env.idp()
                 .token(with(json!({"iat": t + 3600, "nbf": t, "exp": t + 7200})))
                 .await,
             "issued_in_future",
         ),
         (
             "lifetime over the maximum",
-            env.idp
+            env.idp()
                 .token(with(json!({"iat": t, "exp": t + 25 * 3600})))
                 .await,
             "lifetime_too_long",
         ),
         (
             "wrong audience",
-            env.idp.token(with(json!({"aud": "someone-else"}))).await,
+            env.idp().token(with(json!({"aud": "someone-else"}))).await,
             "wrong_audience",
         ),
         (
             "untrusted issuer",
-            env.idp
+            env.idp()
                 .token(with(json!({"iss": "https://evil.example"})))
                 .await,
             "untrusted_issuer",
         ),
         (
             "no mapping",
-            env.idp
+            env.idp()
                 .token(with(json!({"sub": "100000000000000000001"})))
                 .await,
             "no_mapping",
         ),
         (
             "condition does not hold",
-            env.idp
+            env.idp()
                 .token(with(
                     json!({"google": {"compute_engine": {"project_id": "other"}}}),
                 ))
@@ -465,7 +365,9 @@ async fn every_failed_check_is_refused(db: Db) {
         ),
         (
             "missing exp",
-            env.idp.token_with(good.clone(), json!({}), &["exp"]).await,
+            env.idp()
+                .token_with(good.clone(), json!({}), &["exp"])
+                .await,
             "missing_exp",
         ),
     ];
@@ -543,13 +445,13 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_the_right_oauth_error() {
-    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |_, _| {}).await else {
+    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |_| {}).await else {
         return;
     };
     let subject = "112233445566778899001";
     env.onboard("acme", "gcp", subject, json!([])).await;
     let token = env
-        .idp
+        .idp()
         .token(json!({"sub": subject, "aud": AUDIENCE}))
         .await;
     let t = token.as_str();
@@ -669,7 +571,7 @@ async fn malformed_requests_get_the_right_oauth_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
-    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |config, _| {
+    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |config| {
         config.federation.rate_limit_per_minute = 3
     })
     .await
@@ -679,7 +581,7 @@ async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
     let subject = "112233445566778899001";
     env.onboard("acme", "gcp", subject, json!([])).await;
     let token = env
-        .idp
+        .idp()
         .token(json!({"sub": subject, "aud": AUDIENCE}))
         .await;
     for _ in 0..3 {
@@ -697,8 +599,14 @@ async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
     env.onboard("zeta", "gcp", "998877665544332211009", json!([]))
         .await;
     let other = env
-        .idp
+        .idp()
         .token(json!({"sub": "998877665544332211009", "aud": AUDIENCE}))
         .await;
     assert_eq!(env.exchange(&other).await.0, 200);
 }
+
+keyferry::on_both_backends!(
+    db:
+    each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently,
+    every_failed_check_is_refused_with_its_own_reason,
+);

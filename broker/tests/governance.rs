@@ -171,16 +171,6 @@ async fn the_mth_ballot_applies_a_release_policy_and_not_before(db: Db) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mth_ballot_applies_a_release_policy_and_not_before_on_sqlite() {
-    the_mth_ballot_applies_a_release_policy_and_not_before(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mth_ballot_applies_a_release_policy_and_not_before_on_postgres() {
-    the_mth_ballot_applies_a_release_policy_and_not_before(Db::Postgres).await;
-}
-
 async fn bad_ballots_are_refused_each_with_its_code(db: Db) {
     let Some((broker, members)) = governed(db).await else {
         return;
@@ -222,7 +212,9 @@ async fn bad_ballots_are_refused_each_with_its_code(db: Db) {
     let late = propose(&broker, json!({"kind": "remove_member", "name": "carol"})).await;
     let late_id = late["id"].as_str().expect("id");
     let late_digest = late["digest"].as_str().expect("digest");
-    broker.clock.advance(Duration::from_secs(7 * 24 * 3600 + 1));
+    broker
+        .clock()
+        .advance(Duration::from_secs(7 * 24 * 3600 + 1));
     let (status, body) = ballot(&broker, late_id, "bob", &members[1].sign(late_digest)).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -264,16 +256,6 @@ async fn bad_ballots_are_refused_each_with_its_code(db: Db) {
             "proposal_expired"
         ]
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_ballots_are_refused_each_with_its_code_on_sqlite() {
-    bad_ballots_are_refused_each_with_its_code(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_ballots_are_refused_each_with_its_code_on_postgres() {
-    bad_ballots_are_refused_each_with_its_code(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +381,7 @@ async fn gov(broker: &Broker, args: Vec<String>) -> Output {
         .arg("--server")
         .arg(&broker.base)
         .arg("--token-file")
-        .arg(broker.dir.path().join("admin-token"));
+        .arg(broker.token_file());
     tokio::task::spawn_blocking(move || cmd.output().expect("run"))
         .await
         .expect("join")
@@ -485,3 +467,9 @@ async fn members_approve_with_keyferry_gov_and_their_pem_keys() {
     let out = gov(&broker, strings(&["list", "--status", "applied"])).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
 }
+
+keyferry::on_both_backends!(
+    db:
+    the_mth_ballot_applies_a_release_policy_and_not_before,
+    bad_ballots_are_refused_each_with_its_code,
+);

@@ -1,13 +1,15 @@
 //! The broker as an OIDC issuer: documents, keys at rest, rotation, replicas.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cloud_adapters::{KeyWrapper, LocalKek};
+use common::{Broker, Serve};
 use idp::{Clock, IssuerKind, ManualClock, RotationPolicy, SigningKey};
 use keyferry::issuer::Issuer;
 use keyferry::storage::Store;
-use keyferry::testing::TestDb;
 
 const URL: &str = "https://coordinator-a.example.com";
 
@@ -40,16 +42,14 @@ fn kids(doc: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test]
 async fn discovery_and_jwks_are_served_with_cache_headers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = keyferry::config::Config::dev_default();
-    config.data_dir = dir.path().to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config.server.public_url = Some("http://127.0.0.1:18080".parse().expect("url"));
-    let server = keyferry::server::Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let handle = server.handle();
-    tokio::spawn(server.run());
-    let client = reqwest::Client::new();
+    let broker = Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|config| {
+            config.server.public_url = Some("http://127.0.0.1:18080".parse().expect("url"));
+        })
+        .start_sqlite()
+        .await;
+    let (base, client) = (&broker.base, &broker.client);
 
     let response = client
         .get(format!("{base}/.well-known/openid-configuration"))
@@ -98,7 +98,6 @@ async fn discovery_and_jwks_are_served_with_cache_headers() {
         assert_eq!(key["use"], "sig");
         assert!(key.get("d").is_none(), "private part published: {key}");
     }
-    handle.graceful_shutdown(None);
 }
 
 async fn keys_are_stored_wrapped_and_survive_a_restart(store: &Store) {
@@ -237,30 +236,7 @@ async fn futures_join(
     out
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+keyferry::on_both_backends!(
     keys_are_stored_wrapped_and_survive_a_restart,
     tokens_signed_before_a_rotation_verify_until_they_expire,
     replicas_starting_together_agree_on_one_key_set,

@@ -104,7 +104,7 @@ async fn node(
 /// A Type-1 on SQLite and a Type-2 on PostgreSQL (SQLite when PostgreSQL is
 /// unavailable outside CI), with `tweak` applied to the Type-1's config.
 async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let clock = ManualClock::starting_now();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

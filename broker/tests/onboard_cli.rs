@@ -4,41 +4,25 @@ mod common;
 
 use std::process::Output;
 
-use keyferry::config::{Config, IssuerEntry, IssuerKind};
-use keyferry::server::Server;
+use common::{Broker, Serve};
+use keyferry::config::IssuerKind;
 use serde_json::Value;
 
-struct Broker {
-    base: String,
-    token_file: std::path::PathBuf,
-    handle: axum_server::Handle,
-    _dir: tempfile::TempDir,
-}
-
+/// A dev broker on the production start path that trusts a Google-like
+/// issuer.
 async fn broker() -> Broker {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::dev_default();
-    config.data_dir = dir.path().to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config.issuers.push(IssuerEntry {
-        name: "google".into(),
-        kind: IssuerKind::Gcp,
-        issuer: "https://accounts.google.com".parse().expect("url"),
-        audience: "keyferry".into(),
-        algorithms: None,
-        max_token_lifetime: None,
-        jwks_uri: None,
-    });
-    let server = Server::bind(config).await.expect("bind");
-    let base = format!("http://{}", server.local_addr());
-    let handle = server.handle();
-    tokio::spawn(server.run());
-    Broker {
-        base,
-        token_file: dir.path().join("admin-token"),
-        handle,
-        _dir: dir,
-    }
+    Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|config| {
+            config.issuers.push(common::issuer(
+                "google",
+                IssuerKind::Gcp,
+                "https://accounts.google.com",
+                "keyferry",
+            ));
+        })
+        .start_sqlite()
+        .await
 }
 
 impl Broker {
@@ -53,7 +37,7 @@ impl Broker {
             .args(args)
             .env("KEYFERRY_SERVER", &self.base);
         if !env.iter().any(|(k, _)| *k == "KEYFERRY_TOKEN") {
-            cmd.arg("--token-file").arg(&self.token_file);
+            cmd.arg("--token-file").arg(self.token_file());
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -181,7 +165,7 @@ async fn an_operator_onboards_an_adtech_end_to_end() {
         serde_json::from_str(&ok(&broker.onboard(&["mappings", "list", "--json"]).await))
             .expect("JSON");
     assert_eq!(empty["mappings"], serde_json::json!([]));
-    broker.handle.shutdown();
+    broker.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +213,7 @@ async fn refusals_exit_1_with_the_servers_reason_and_bad_usage_exits_2() {
         ])
         .await;
     assert_eq!(out.status.code(), Some(2));
-    broker.handle.shutdown();
+    broker.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +227,7 @@ async fn an_operator_lists_rotates_and_revokes_keys() {
             .arg("--server")
             .arg(&broker.base)
             .arg("--token-file")
-            .arg(&broker.token_file);
+            .arg(broker.token_file());
         async move {
             tokio::task::spawn_blocking(move || cmd.output().expect("run"))
                 .await
@@ -282,5 +266,5 @@ async fn an_operator_lists_rotates_and_revokes_keys() {
 
     let out = keys_cmd(&["rotate", "--use-case", "no-such-use-case"]).await;
     assert_eq!(out.status.code(), Some(1));
-    broker.handle.shutdown();
+    broker.shutdown();
 }

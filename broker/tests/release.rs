@@ -231,16 +231,6 @@ async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key(db: Db) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_sqlite() {
-    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key_on_postgres() {
-    an_attested_workload_gets_its_split_sealed_to_its_tee_key(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_refusal_has_its_reason_and_an_audit_entry() {
     let Some(setup) = setup(Db::Sqlite).await else {
         return;
@@ -300,7 +290,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
 
     // An expired nonce.
     let nonce = w.nonce().await;
-    setup.broker.clock.advance(Duration::from_secs(301));
+    setup.broker.clock().advance(Duration::from_secs(301));
     let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
     assert_eq!(
         (status, attestation_reason(&body)),
@@ -396,7 +386,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     );
     let nonce = w.nonce().await;
     let evidence = w.evidence(&nonce, |_| {});
-    setup.broker.clock.advance(Duration::from_secs(3600));
+    setup.broker.clock().advance(Duration::from_secs(3600));
     let (status, body) = setup
         .broker
         .call(
@@ -542,3 +532,8 @@ async fn challenges_are_rate_limited_per_workload_identity() {
         2
     );
 }
+
+keyferry::on_both_backends!(
+    db:
+    an_attested_workload_gets_its_split_sealed_to_its_tee_key,
+);

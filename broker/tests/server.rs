@@ -1,53 +1,19 @@
 //! The broker as a client sees it: a real server on a loopback port.
 
+mod common;
+
 use std::time::Duration;
 
-use keyferry::config::Config;
-use keyferry::server::Server;
+use common::{Broker, Serve};
 use serde_json::Value;
 
-struct Running {
-    base: String,
-    handle: axum_server::Handle,
-    task: tokio::task::JoinHandle<()>,
-    state: keyferry::AppState,
-    _dir: tempfile::TempDir,
-}
-
-fn dev_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::dev_default();
-    config.data_dir = dir.to_owned();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config
-}
-
-async fn start_with(config: Config, dir: tempfile::TempDir) -> Running {
-    let server = Server::bind(config).await.expect("bind");
-    let scheme = if server.state().config.server.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let base = format!("{scheme}://{}", server.local_addr());
-    let handle = server.handle();
-    let state = server.state().clone();
-    let task = tokio::spawn(async move { server.run().await.expect("serve") });
-    Running {
-        base,
-        handle,
-        task,
-        state,
-        _dir: dir,
-    }
-}
-
-async fn start() -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    start_with(dev_config(dir.path()), dir).await
+/// A dev broker on the production start path.
+async fn start() -> Broker {
+    Broker::builder().serve(Serve::Server).start_sqlite().await
 }
 
 fn client() -> reqwest::Client {
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -211,16 +177,14 @@ async fn metrics_count_requests_by_route_and_status() {
 
 #[tokio::test]
 async fn graceful_shutdown_stops_the_server() {
-    let broker = start().await;
+    let mut broker = start().await;
     client()
         .get(format!("{}/healthz", broker.base))
         .send()
         .await
         .expect("up");
-    broker
-        .handle
-        .graceful_shutdown(Some(Duration::from_secs(1)));
-    tokio::time::timeout(Duration::from_secs(10), broker.task)
+    let serving = broker.graceful_shutdown(Some(Duration::from_secs(1)));
+    tokio::time::timeout(Duration::from_secs(10), serving)
         .await
         .expect("server stopped")
         .expect("task");
@@ -241,12 +205,17 @@ async fn tls_is_served_when_a_certificate_is_configured() {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let mut config = dev_config(dir.path());
-    config.server.tls_cert = Some(cert_path);
-    config.server.tls_key = Some(key_path);
-    let broker = start_with(config, dir).await;
+    let broker = Broker::builder()
+        .data_dir(dir.path())
+        .serve(Serve::Server)
+        .tweak(|config| {
+            config.server.tls_cert = Some(cert_path);
+            config.server.tls_key = Some(key_path);
+        })
+        .start_sqlite()
+        .await;
     assert!(broker.base.starts_with("https://"));
-    keyferry::server::install_crypto_provider();
+    test_support::install_crypto_provider();
     let trusting = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem")])
         .build()

@@ -5,14 +5,11 @@
 
 mod common;
 
-#[path = "../../cloud-adapters/tests/aws_common/moto.rs"]
-mod moto;
-
 use std::process::Child;
 use std::time::Duration;
 
 use common::process::{keyferry, serve};
-use moto::Moto;
+use test_support::Moto;
 
 const REGION: &str = "eu-west-3";
 

@@ -4,21 +4,20 @@
 //! doubles, not emulators: each answers what its test scripts, and counts
 //! the attempts it sees.
 
-#[path = "aws_common/mod.rs"]
-mod common;
+mod aws_common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_common::{CountingTokenSource, TEST_TOKEN, fast_settings};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use cloud_adapters::aws::{AwsCredentials, AwsKmsWrapper, AwsSettings};
 use cloud_adapters::{KekUri, KeyWrapper, WrapError};
-use common::{CountingTokenSource, TEST_TOKEN, fast_settings};
 
 const ARN: &str = "arn:aws:kms:eu-west-3:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 

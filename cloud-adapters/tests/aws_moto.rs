@@ -2,15 +2,14 @@
 //! The AWS KMS wrapper against moto (KMS and STS emulator, DESIGN §9).
 //! Skipped with a printed reason when moto is not installed, unless CI=true.
 
-#[path = "aws_common/mod.rs"]
-mod common;
+mod aws_common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_common::{CountingTokenSource, MOTO_ACCOUNT, Moto, MotoAws as _, REGION, TEST_TOKEN};
 use cloud_adapters::aws::AwsKmsWrapper;
 use cloud_adapters::{KekUri, KeyWrapper, WrapError};
-use common::{CountingTokenSource, MOTO_ACCOUNT, Moto, REGION, TEST_TOKEN};
 
 const SPLIT: &[u8] = b"\x01\x02 a 32-byte key split, say \xfe\xff";
 

@@ -3,18 +3,17 @@
 //! logs for the material they used). Its own test binary, because it
 //! installs the process-wide subscriber.
 
-#[path = "azure_common/mod.rs"]
-mod common;
+mod azure_common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use azure_common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cloud_adapters::azure::AzureKeyVaultWrapper;
 use cloud_adapters::azure::test_double::AzureDouble;
 use cloud_adapters::{KeyWrapper, WrapError};
-use common::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -3,16 +3,15 @@
 //! TLS test double: round trips, federation, and every failure a caller
 //! must be able to tell apart.
 
-#[path = "azure_common/mod.rs"]
-mod common;
+mod azure_common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use azure_common::*;
 use cloud_adapters::azure::test_double::AzureDouble;
 use cloud_adapters::azure::{AzureKeyVaultWrapper, AzureSettings};
 use cloud_adapters::{KeyWrapper, WrapError};
-use common::*;
 
 const SPLIT: &[u8] = b"split A of a Tink HPKE keyset: 160 bytes or so in real life";
 

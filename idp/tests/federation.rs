@@ -5,8 +5,6 @@
 //! Needs `node` and `npm ci` in `tests/idp-server`; skipped with a printed reason when
 //! they are missing, failed when `CI=true`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +13,7 @@ use idp::{
     ManualClock, Mapping, TokenRejection, TokenValidator, select_mapping, validate_subject,
 };
 use serde_json::{Value, json};
-use support::NodeIdp;
+use test_support::NodeIdp;
 
 const AUD: &str = "https://coordinator-a.example.com";
 

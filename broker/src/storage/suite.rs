@@ -329,32 +329,7 @@ async fn migrations_are_idempotent(store: &Store) {
     assert_eq!(store.adtech("acme").await.expect("get").id, "acme");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = crate::testing::TestDb::sqlite().await;
-                    assert_eq!(db.store.backend(), super::Backend::Sqlite);
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(db) = crate::testing::TestDb::postgres().await else { return };
-                    assert_eq!(db.store.backend(), super::Backend::Postgres);
-                    super::$name(&db.store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     adtechs_round_trip_and_refuse_duplicates,
     disabling_an_adtech_hides_its_mappings,
     mappings_filter_delete_and_need_an_adtech,

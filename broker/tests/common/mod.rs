@@ -1,94 +1,504 @@
-//! A broker on loopback for integration tests: the dev profile on SQLite or
-//! PostgreSQL, a moved clock, the bootstrap admin token, and one `call`
-//! helper. Tests pass a closure to adjust the configuration.
+//! A broker for integration tests, built one way. [`Broker::builder`] picks
+//! the database, a configuration tweak, an optional test IdP (the npm
+//! `oauth2-mock-server` of `test_support`) and how the broker is served;
+//! [`Broker`] holds its state, the bootstrap admin token, a moved clock and
+//! one `call` helper. Test files add their own helpers in `impl Broker`
+//! blocks.
+//!
+//! ```ignore
+//! let broker = Broker::builder()
+//!     .db(Db::Postgres)
+//!     .trusted_idp(IssuerKind::Gcp, "keyferry-test")
+//!     .serve(Serve::Server)
+//!     .tweak(|c| c.federation.rate_limit_per_minute = 3)
+//!     .start()
+//!     .await?; // None: PostgreSQL or the IdP is missing outside CI
+//! ```
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
 pub mod process;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cloud_adapters::KeyWrapper;
 use idp::ManualClock;
 use keyferry::AppState;
-use keyferry::config::Config;
+use keyferry::config::{Config, IssuerEntry, IssuerKind};
+use keyferry::server::Server;
 use keyferry::testing::TestDb;
 use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde_json::Value;
+use test_support::NodeIdp;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-/// Which database a test broker runs on.
-#[derive(Clone, Copy, Debug)]
-pub enum Db {
-    Sqlite,
-    Postgres,
+/// Which database a test broker runs on; `keyferry::on_both_backends!(db:
+/// …)` passes one to each test.
+pub use keyferry::testing::Db;
+
+/// How a test broker is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serve {
+    /// `keyferry::http::app(state)` served by axum on a loopback listener,
+    /// on a [`ManualClock`], with no lifecycle or audit-head tasks (tests
+    /// drive them) and no embedded Type-2. The default.
+    InProcess,
+    /// `Server::bind` and `Server::run`: the production start path, with
+    /// the dev profile's embedded Type-2, the background tasks, TLS when
+    /// configured, and the system clock.
+    Server,
+    /// Not served: the test uses the state, or drives
+    /// `keyferry::http::app(broker.state.clone())` with `oneshot`.
+    NotServed,
 }
 
-/// A running broker.
+/// Where the builder registers its test IdP.
+enum IdpRole {
+    /// A trusted workload issuer, `workload-idp`.
+    Trusted {
+        kind: IssuerKind,
+        audience: &'static str,
+    },
+    /// The operator OIDC issuer (`admin.oidc_issuer`).
+    Operator { audience: &'static str },
+}
+
+/// The database a builder starts the broker on.
+enum Database {
+    /// SQLite in the data directory, or a fresh PostgreSQL database.
+    Fresh(Db),
+    /// One the test opened (`None`: SQLite in the data directory).
+    Opened(Option<TestDb>),
+}
+
+/// A trusted issuer entry with no optional settings.
+pub fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntry {
+    IssuerEntry {
+        name: name.into(),
+        kind,
+        issuer: url.parse().expect("issuer URL"),
+        audience: audience.into(),
+        algorithms: None,
+        max_token_lifetime: None,
+        jwks_uri: None,
+    }
+}
+
+/// What [`Broker::builder`] returns. The configuration is built in this
+/// order: the dev default (or [`BrokerBuilder::config`]); the data
+/// directory and database; for [`Serve::InProcess`] the public URL of the
+/// listener and no peer, for [`Serve::Server`] `listen = 127.0.0.1:0`; the
+/// IdP; then the tweak, which may change any of it.
+pub struct BrokerBuilder<'a> {
+    database: Database,
+    serve: Serve,
+    config: Option<Config>,
+    tweak: Box<dyn FnOnce(&mut Config) + 'a>,
+    idp: Option<IdpRole>,
+    data_dir: Option<PathBuf>,
+    listener: Option<TcpListener>,
+    clock: Option<ManualClock>,
+    storage_kek: Option<Arc<dyn KeyWrapper>>,
+}
+
+impl<'a> BrokerBuilder<'a> {
+    /// The database engine (default SQLite in the data directory).
+    pub fn db(mut self, db: Db) -> Self {
+        self.database = Database::Fresh(db);
+        self
+    }
+
+    /// A database the test opened; `None` is SQLite in the data directory.
+    pub fn test_db(mut self, db: Option<TestDb>) -> Self {
+        self.database = Database::Opened(db);
+        self
+    }
+
+    /// How the broker is served (default [`Serve::InProcess`]).
+    pub fn serve(mut self, serve: Serve) -> Self {
+        self.serve = serve;
+        self
+    }
+
+    /// Starts from `config` instead of the dev default.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The last word on the configuration.
+    pub fn tweak(mut self, tweak: impl FnOnce(&mut Config) + 'a) -> Self {
+        self.tweak = Box::new(tweak);
+        self
+    }
+
+    /// Starts a test IdP and trusts it as the workload issuer
+    /// `workload-idp` of `kind` for `audience`.
+    pub fn trusted_idp(mut self, kind: IssuerKind, audience: &'static str) -> Self {
+        self.idp = Some(IdpRole::Trusted { kind, audience });
+        self
+    }
+
+    /// Starts a test IdP and makes it the operator OIDC issuer for
+    /// `audience`.
+    pub fn operator_idp(mut self, audience: &'static str) -> Self {
+        self.idp = Some(IdpRole::Operator { audience });
+        self
+    }
+
+    /// Uses `dir` as the data directory (kept by the test, for example to
+    /// start again on the same data) instead of a fresh temporary one.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Serves in process on `listener`, bound by the test (two brokers
+    /// that must know each other's URL before either starts).
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.serve = Serve::InProcess;
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Runs on `clock` (shared with another broker) instead of a new
+    /// [`ManualClock`]; not with [`Serve::Server`].
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Wraps with `kek` (shared with another broker) instead of the local
+    /// KEK of its data directory; not with [`Serve::Server`].
+    pub fn storage_kek(mut self, kek: Arc<dyn KeyWrapper>) -> Self {
+        self.storage_kek = Some(kek);
+        self
+    }
+
+    /// Starts a broker on SQLite without a test IdP: nothing it needs can
+    /// be missing, so it always starts.
+    pub async fn start_sqlite(self) -> Broker {
+        assert!(
+            matches!(self.database, Database::Fresh(Db::Sqlite)) && self.idp.is_none(),
+            "start() a broker on PostgreSQL or with an IdP: it may be skipped"
+        );
+        self.start().await.expect("a SQLite broker starts")
+    }
+
+    /// Starts the broker, or returns `None` when PostgreSQL or the test IdP
+    /// is unavailable outside CI (the test then skips).
+    pub async fn start(self) -> Option<Broker> {
+        test_support::install_crypto_provider();
+        let idp = match self.idp {
+            Some(role) => Some((NodeIdp::start().await?, role)),
+            None => None,
+        };
+        let db = match self.database {
+            Database::Fresh(Db::Sqlite) => None,
+            Database::Fresh(Db::Postgres) => Some(TestDb::postgres().await?),
+            Database::Opened(db) => db,
+        };
+        let (tempdir, data_dir) = match self.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().to_owned();
+                (Some(dir), path)
+            }
+        };
+        let mut config = self.config.unwrap_or_else(Config::dev_default);
+        config.data_dir = data_dir.clone();
+        if let Some(db) = &db {
+            config.storage.url = Some(db.url.clone());
+        }
+        let listener = match (self.serve, self.listener) {
+            (Serve::InProcess, Some(listener)) => Some(listener),
+            (Serve::InProcess, None) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind")),
+            _ => None,
+        };
+        let listening = listener.map(|listener| {
+            let addr = listener.local_addr().expect("addr");
+            (listener, addr.port(), format!("http://{addr}"))
+        });
+        match &listening {
+            Some((_, _, base)) => {
+                config.server.public_url = Some(base.parse().expect("url"));
+                // Only `Server::bind` starts an embedded Type-2.
+                config.coordinator.peer_url = None;
+            }
+            None if self.serve == Serve::Server => {
+                config.server.listen = "127.0.0.1:0".parse().expect("addr");
+            }
+            None => {}
+        }
+        if let Some((idp, role)) = &idp {
+            match role {
+                IdpRole::Trusted { kind, audience } => {
+                    config
+                        .issuers
+                        .push(issuer("workload-idp", *kind, &idp.issuer, audience))
+                }
+                IdpRole::Operator { audience } => {
+                    config.admin.oidc_issuer = Some(idp.issuer.parse().expect("url"));
+                    config.admin.oidc_audience = Some((*audience).into());
+                }
+            }
+        }
+        (self.tweak)(&mut config);
+
+        let (state, base, clock, serving) = if self.serve == Serve::Server {
+            let server = Server::bind(config.clone()).await.expect("bind");
+            let scheme = if server.state().config.server.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let base = format!("{scheme}://{}", server.local_addr());
+            let handle = server.handle();
+            let state = server.state().clone();
+            let task = tokio::spawn(async move { server.run().await.expect("serve") });
+            let serving = Serving::Server {
+                handle,
+                task: Some(task),
+            };
+            (state, base, None, serving)
+        } else {
+            let store = keyferry::storage::Store::connect(&config.storage_url(), 5)
+                .await
+                .expect("store");
+            let kek = match self.storage_kek {
+                Some(kek) => kek,
+                None => Arc::new(
+                    cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
+                        .await
+                        .expect("kek"),
+                ),
+            };
+            let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
+            let state = keyferry::server::build_state_with(
+                config.clone(),
+                store,
+                kek,
+                Arc::new(clock.clone()),
+            )
+            .await
+            .expect("state");
+            let (base, serving) = match listening {
+                Some((listener, port, base)) => {
+                    let task = Some(serve_app(&state, listener));
+                    (base, Serving::InProcess { port, task })
+                }
+                None => (config.public_url(), Serving::NotServed),
+            };
+            (state, base, Some(clock), serving)
+        };
+        let admin_token = (config.is_dev() && config.bootstrap_token_enabled()).then(|| {
+            std::fs::read_to_string(data_dir.join("admin-token")).expect("bootstrap token")
+        });
+        Some(Broker {
+            state,
+            base,
+            client: reqwest::Client::new(),
+            config,
+            admin_token,
+            clock,
+            idp: idp.map(|(idp, _)| idp),
+            data_dir,
+            serving,
+            _tempdir: tempdir,
+            _db: db,
+        })
+    }
+}
+
+fn serve_app(state: &AppState, listener: TcpListener) -> JoinHandle<()> {
+    let app = keyferry::http::app(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+/// How a running [`Broker`] is served.
+enum Serving {
+    InProcess {
+        port: u16,
+        task: Option<JoinHandle<()>>,
+    },
+    Server {
+        handle: axum_server::Handle,
+        task: Option<JoinHandle<()>>,
+    },
+    NotServed,
+}
+
+/// A broker started by [`BrokerBuilder::start`]; stopped when dropped.
 pub struct Broker {
     pub state: AppState,
+    /// Where it answers (with [`Serve::NotServed`], its public URL, where
+    /// nothing listens).
     pub base: String,
-    pub admin_token: String,
-    pub clock: ManualClock,
     pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
-    serving: tokio::task::JoinHandle<()>,
+    /// The configuration it was started with, before `Server::bind` filled
+    /// in its URLs: starting a `Server` on it again starts on the same data.
+    pub config: Config,
+    admin_token: Option<String>,
+    clock: Option<ManualClock>,
+    idp: Option<NodeIdp>,
+    data_dir: PathBuf,
+    serving: Serving,
+    _tempdir: Option<tempfile::TempDir>,
     _db: Option<TestDb>,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.serving.abort();
+        self.shutdown();
     }
 }
 
 impl Broker {
-    /// Starts a dev broker (no lifecycle task: tests drive it) on `db`, or
-    /// `None` when PostgreSQL is unreachable outside CI.
+    /// A broker on SQLite in a temporary data directory, served in
+    /// process; see [`BrokerBuilder`] for the rest.
+    pub fn builder<'a>() -> BrokerBuilder<'a> {
+        BrokerBuilder {
+            database: Database::Fresh(Db::Sqlite),
+            serve: Serve::InProcess,
+            config: None,
+            tweak: Box::new(|_| {}),
+            idp: None,
+            data_dir: None,
+            listener: None,
+            clock: None,
+            storage_kek: None,
+        }
+    }
+
+    /// Starts a dev broker in process (no lifecycle task: tests drive it)
+    /// on `db`, or `None` when PostgreSQL is unreachable outside CI.
     pub async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<Broker> {
-        keyferry::server::install_crypto_provider();
-        let db = match db {
-            Db::Sqlite => None,
-            Db::Postgres => Some(TestDb::postgres().await?),
+        Broker::builder().db(db).tweak(tweak).start().await
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The bootstrap admin token, as its file holds it.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token
+            .as_deref()
+            .expect("this broker has no bootstrap token")
+    }
+
+    /// The file of the bootstrap admin token, for the `keyferry` CLI.
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+
+    /// The clock the broker runs on, which tests move.
+    pub fn clock(&self) -> &ManualClock {
+        self.clock
+            .as_ref()
+            .expect("Serve::Server runs on the system clock")
+    }
+
+    /// The test IdP.
+    pub fn idp(&mut self) -> &mut NodeIdp {
+        self.idp
+            .as_mut()
+            .expect("this broker was built without an IdP")
+    }
+
+    /// The test IdP's issuer URL.
+    pub fn idp_issuer(&self) -> &str {
+        &self
+            .idp
+            .as_ref()
+            .expect("this broker was built without an IdP")
+            .issuer
+    }
+
+    /// Stops serving at once (the broker's state stays usable).
+    pub fn shutdown(&self) {
+        match &self.serving {
+            Serving::InProcess { task, .. } => {
+                if let Some(task) = task {
+                    task.abort();
+                }
+            }
+            Serving::Server { handle, .. } => handle.shutdown(),
+            Serving::NotServed => {}
+        }
+    }
+
+    /// Stops serving, waits for it to end and closes the store.
+    pub async fn stop(mut self) {
+        self.shutdown();
+        if let Serving::InProcess { task, .. } | Serving::Server { task, .. } = &mut self.serving
+            && let Some(task) = task.take()
+        {
+            let _ = task.await;
+        }
+        self.state.store.close().await;
+    }
+
+    /// Tells a [`Serve::Server`] to shut down gracefully within `grace`;
+    /// returns its serving task, which ends when it has.
+    pub fn graceful_shutdown(&mut self, grace: Option<Duration>) -> JoinHandle<()> {
+        let Serving::Server { handle, task } = &mut self.serving else {
+            panic!("only Serve::Server shuts down gracefully");
         };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        handle.graceful_shutdown(grace);
+        task.take().expect("still serving")
+    }
+
+    /// Stops serving in process, as if the broker were down.
+    pub fn stop_serving(&mut self) {
+        let Serving::InProcess { task, .. } = &mut self.serving else {
+            panic!("only Serve::InProcess stops and serves again");
+        };
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
+
+    /// Serves in process again on the same port.
+    pub async fn serve_again(&mut self) {
+        let Serving::InProcess { port, task } = &mut self.serving else {
+            panic!("only Serve::InProcess stops and serves again");
+        };
+        let listener = TcpListener::bind(("127.0.0.1", *port))
             .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut config = Config::dev_default();
-        config.data_dir = dir.path().to_owned();
-        config.storage.url = db.as_ref().map(|db| db.url.clone());
-        config.server.public_url = Some(base.parse().expect("url"));
-        config.coordinator.peer_url = None;
-        tweak(&mut config);
-        let store = keyferry::storage::Store::connect(&config.storage_url(), 5)
-            .await
-            .expect("store");
-        let kek: Arc<dyn KeyWrapper> = Arc::new(
-            cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
-                .await
-                .expect("kek"),
-        );
-        let clock = ManualClock::starting_now();
-        let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
-            .await
-            .expect("state");
-        let app = keyferry::http::app(state.clone());
-        let serving = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let admin_token =
-            std::fs::read_to_string(dir.path().join("admin-token")).expect("bootstrap token");
-        Some(Broker {
-            state,
-            base,
-            admin_token,
-            clock,
-            client: reqwest::Client::new(),
-            dir,
-            serving,
-            _db: db,
-        })
+            .expect("rebind");
+        *task = Some(serve_app(&self.state, listener));
+    }
+
+    /// Sends a request; returns the status, the headers and the JSON body
+    /// (`Null` when the body is not JSON).
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, HeaderMap, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("call");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when
@@ -100,22 +510,13 @@ impl Broker {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("call");
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
+        let (status, _, body) = self.call_with_headers(method, path, token, body).await;
         (status, body)
     }
 
     /// [`Broker::call`] as the bootstrap admin.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call(method, path, Some(&self.admin_token.clone()), body)
+        self.call(method, path, Some(self.admin_token()), body)
             .await
     }
 

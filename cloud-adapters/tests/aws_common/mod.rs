@@ -1,8 +1,7 @@
-//! Shared test fixtures: a moto server per test, a counting identity token
-//! source, and helpers that build wrappers against them.
+//! Shared test fixtures: settings and clients for a moto server
+//! (`test_support::Moto`), a counting identity token source, and helpers
+//! that build wrappers against them.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
-
-mod moto;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,18 +16,38 @@ pub const REGION: &str = "eu-west-3";
 /// The account moto puts resources in for unknown (dummy) access keys.
 pub const MOTO_ACCOUNT: &str = "123456789012";
 
-pub use moto::Moto;
+pub use test_support::Moto;
 
-impl Moto {
+/// What the AWS SDK needs to reach a [`Moto`]: `test_support` has no SDK.
+pub trait MotoAws {
     /// Static dummy credentials, which moto maps to [`MOTO_ACCOUNT`].
-    pub fn static_settings(&self) -> AwsSettings {
+    fn static_settings(&self) -> AwsSettings;
+
+    /// Federated credentials for `role_arn`, with STS and KMS both at moto.
+    fn web_identity_settings(
+        &self,
+        role_arn: &str,
+        identity: Arc<CountingTokenSource>,
+    ) -> AwsSettings;
+
+    /// A KMS client with the given credentials, for set-up only.
+    fn kms_client(&self, creds: aws_credential_types::Credentials) -> aws_sdk_kms::Client;
+
+    /// Creates a symmetric key in moto's default account; returns its URI.
+    async fn create_key(&self) -> KekUri;
+
+    /// Creates a symmetric key in the account `creds` belong to.
+    async fn create_key_with(&self, creds: aws_credential_types::Credentials) -> KekUri;
+}
+
+impl MotoAws for Moto {
+    fn static_settings(&self) -> AwsSettings {
         let mut s = AwsSettings::new(dummy_credentials());
         s.endpoint = Some(self.endpoint.clone());
         s
     }
 
-    /// Federated credentials for `role_arn`, with STS and KMS both at moto.
-    pub fn web_identity_settings(
+    fn web_identity_settings(
         &self,
         role_arn: &str,
         identity: Arc<CountingTokenSource>,
@@ -44,8 +63,7 @@ impl Moto {
         s
     }
 
-    /// A KMS client with the given credentials, for set-up only.
-    pub fn kms_client(&self, creds: aws_credential_types::Credentials) -> aws_sdk_kms::Client {
+    fn kms_client(&self, creds: aws_credential_types::Credentials) -> aws_sdk_kms::Client {
         let conf = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .region(aws_sdk_kms::config::Region::new(REGION))
@@ -55,16 +73,14 @@ impl Moto {
         aws_sdk_kms::Client::from_conf(conf)
     }
 
-    /// Creates a symmetric key in moto's default account; returns its URI.
-    pub async fn create_key(&self) -> KekUri {
+    async fn create_key(&self) -> KekUri {
         self.create_key_with(aws_credential_types::Credentials::new(
             "testing", "testing", None, None, "test",
         ))
         .await
     }
 
-    /// Creates a symmetric key in the account `creds` belong to.
-    pub async fn create_key_with(&self, creds: aws_credential_types::Credentials) -> KekUri {
+    async fn create_key_with(&self, creds: aws_credential_types::Credentials) -> KekUri {
         let out = self
             .kms_client(creds)
             .create_key()

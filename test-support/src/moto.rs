@@ -1,22 +1,22 @@
 //! A moto server (AWS KMS and STS emulator) per test, killed when dropped.
-//! Only processes and ports here, so that other crates' tests can include
-//! this file with `#[path]`.
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
+//! Only processes and ports here: the AWS SDK settings that point at it
+//! belong to the crates that have the SDK.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The venv holding `moto_server` and `boto3`: the first of
-/// `<crate>/../.venv`, `$KEYFERRY_VENV`, `<crate>/.venv` that has one.
+/// `<repository>/.venv`, `$KEYFERRY_VENV`, `<crate>/.venv` that has one,
+/// where `<crate>` is the package whose test is running (cargo and nextest
+/// set `CARGO_MANIFEST_DIR` for it).
 pub fn venv() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
-        Some(manifest.join("../.venv")),
+        Some(Path::new(crate::REPOSITORY).join(".venv")),
         std::env::var_os("KEYFERRY_VENV").map(PathBuf::from),
-        Some(manifest.join(".venv")),
+        std::env::var_os("CARGO_MANIFEST_DIR").map(|crate_dir| Path::new(&crate_dir).join(".venv")),
     ];
     candidates
         .into_iter()
@@ -27,7 +27,9 @@ pub fn venv() -> Option<PathBuf> {
 /// A moto server on a free loopback port, killed when dropped.
 pub struct Moto {
     child: Child,
+    /// Where it answers, `http://127.0.0.1:<port>`.
     pub endpoint: String,
+    /// The venv it runs from, whose `bin/python` has `boto3`.
     pub venv: PathBuf,
 }
 
@@ -63,11 +65,12 @@ impl Moto {
 
 impl Moto {
     /// Creates a KMS key in `region` with boto3 (tests/tools/kms_interop.py),
-    /// for tests outside this crate, which have no AWS SDK; returns its ARN.
+    /// for tests in crates without the AWS SDK; returns its ARN.
     pub fn create_key_with_boto3(&self, region: &str) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/kms_interop.py");
+        let script = Path::new(crate::REPOSITORY).join("tests/tools/kms_interop.py");
         let out = Command::new(self.venv.join("bin/python"))
-            .args([script, &self.endpoint, region, "-", "create-key"])
+            .arg(script)
+            .args([&self.endpoint, region, "-", "create-key"])
             .output()
             .expect("run python");
         assert!(

@@ -1,8 +1,9 @@
-//! Drives the test IdP in `tests/idp-server/` (a wrapper around the npm package
-//! `oauth2-mock-server`) over its stdin/stdout JSON-line protocol.
+//! Drives the test IdP in `tests/idp-server/` at the repository root (a
+//! wrapper around the npm package `oauth2-mock-server`) over its
+//! stdin/stdout JSON-line protocol.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,12 +12,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// A running `node tests/idp-server/server.mjs`; killed when dropped.
-pub(crate) struct NodeIdp {
+pub struct NodeIdp {
     _child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
     /// The issuer URL, `http://127.0.0.1:<port>`.
-    pub(crate) issuer: String,
+    pub issuer: String,
     next_id: u64,
 }
 
@@ -37,9 +38,9 @@ fn unavailable(reason: &str) -> Option<NodeIdp> {
 impl NodeIdp {
     /// Starts the IdP, or returns `None` (test skipped) when node or the npm package is
     /// missing outside CI.
-    pub(crate) async fn start() -> Option<Self> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/idp-server");
+    pub async fn start() -> Option<Self> {
+        crate::install_crypto_provider();
+        let dir = Path::new(crate::REPOSITORY).join("tests/idp-server");
         if !dir
             .join("node_modules/oauth2-mock-server/package.json")
             .exists()
@@ -100,12 +101,7 @@ impl NodeIdp {
     /// A token signed by the IdP's current key with `claims` merged into its defaults
     /// (`iss`, `iat`, `exp` = iat + 3600, `nbf`), `header` merged into the JOSE header and
     /// the claims named in `remove` deleted.
-    pub(crate) async fn token_with(
-        &mut self,
-        claims: Value,
-        header: Value,
-        remove: &[&str],
-    ) -> String {
+    pub async fn token_with(&mut self, claims: Value, header: Value, remove: &[&str]) -> String {
         let reply = self
             .call(json!({"cmd": "token", "claims": claims, "header": header, "remove": remove}))
             .await;
@@ -113,19 +109,19 @@ impl NodeIdp {
     }
 
     /// A token with `claims` and default header.
-    pub(crate) async fn token(&mut self, claims: Value) -> String {
+    pub async fn token(&mut self, claims: Value) -> String {
         self.token_with(claims, json!({}), &[]).await
     }
 
     /// Generates a new RS256 key that signs later tokens; returns its kid. The old key
     /// stays published.
-    pub(crate) async fn rotate(&mut self) -> String {
+    pub async fn rotate(&mut self) -> String {
         let reply = self.call(json!({"cmd": "rotate"})).await;
         reply["kid"].as_str().expect("kid").to_owned()
     }
 
     /// (JWKS requests, discovery requests) served so far.
-    pub(crate) async fn stats(&mut self) -> (u64, u64) {
+    pub async fn stats(&mut self) -> (u64, u64) {
         let reply = self.call(json!({"cmd": "stats"})).await;
         (
             reply["jwks"].as_u64().expect("jwks"),
@@ -134,7 +130,7 @@ impl NodeIdp {
     }
 
     /// Stops the HTTP server (the process keeps answering on stdin).
-    pub(crate) async fn stop(&mut self) {
+    pub async fn stop(&mut self) {
         self.call(json!({"cmd": "stop"})).await;
     }
 }
