@@ -5,15 +5,13 @@ mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Broker, Db, Serve};
-use keyferry::config::IssuerKind;
+use common::{Broker, Db, GOOGLE, Serve};
 use keyferry::server::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
 
 const OPERATORS: &str = "keyferry-operators";
-const GOOGLE_LIKE: &str = "https://accounts.google.com";
 
 /// A broker on the production start path whose operator issuer is the test
 /// IdP.
@@ -22,15 +20,7 @@ async fn env(db: Db) -> Option<Broker> {
         .db(db)
         .operator_idp(OPERATORS)
         .serve(Serve::Server)
-        .tweak(|config| {
-            // A configured GCP issuer, for identities.
-            config.issuers.push(common::issuer(
-                "google",
-                IssuerKind::Gcp,
-                GOOGLE_LIKE,
-                "keyferry",
-            ));
-        })
+        .tweak(|config| config.issuers.push(common::google_issuer()))
         .start()
         .await
 }
@@ -99,7 +89,7 @@ async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens(db: Db)
         (
             Method::POST,
             "/v1/admin/adtechs/acme/identities",
-            json!({"cloud": "gcp", "issuer": GOOGLE_LIKE, "subject": "112233445566778899001"}),
+            json!({"cloud": "gcp", "issuer": GOOGLE, "subject": "112233445566778899001"}),
         ),
         (
             Method::DELETE,
@@ -277,7 +267,7 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
 
     let identity = |patch: Value| {
         let mut body =
-            json!({"cloud": "gcp", "issuer": GOOGLE_LIKE, "subject": "112233445566778899001"});
+            json!({"cloud": "gcp", "issuer": GOOGLE, "subject": "112233445566778899001"});
         body.as_object_mut()
             .expect("object")
             .extend(patch.as_object().expect("object").clone());

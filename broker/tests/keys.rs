@@ -2,109 +2,42 @@
 //! SQLite and a Type-2 on PostgreSQL, one moved clock, and the lifecycle
 //! driven step by step (generation, handover, purge) instead of by timers.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cloud_adapters::KeyWrapper;
+use common::{Broker, Serve};
 use idp::{Clock, ManualClock};
-use keyferry::AppState;
 use keyferry::config::{Config, Role};
 use keyferry::lifecycle::handover_request;
 use keyferry::testing::TestDb;
 use serde_json::{Value, json};
 
-struct Node {
-    state: AppState,
-    base: String,
-    port: u16,
-    serving: Option<tokio::task::JoinHandle<()>>,
-    _db: Option<TestDb>,
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let app = keyferry::http::app(self.state.clone());
-        self.serving = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }));
-    }
-
-    fn stop(&mut self) {
-        if let Some(task) = self.serving.take() {
-            task.abort();
-        }
-    }
-
-    async fn restart(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("rebind");
-        self.serve(listener);
-    }
-
+impl Broker {
+    /// The storage KEK, opened again from its file.
     async fn kek(&self) -> Arc<dyn KeyWrapper> {
         Arc::new(
-            cloud_adapters::LocalKek::open_or_create(&self.dir.path().join("keks"), "storage")
+            cloud_adapters::LocalKek::open_or_create(&self.data_dir().join("keks"), "storage")
                 .await
                 .expect("kek"),
         )
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 struct Pair {
-    t1: Node,
-    t2: Node,
+    t1: Broker,
+    t2: Broker,
     clock: ManualClock,
 }
 
-async fn node(
-    config: Config,
-    listener: tokio::net::TcpListener,
-    db: Option<TestDb>,
-    dir: tempfile::TempDir,
-    clock: &ManualClock,
-) -> Node {
-    let url = db
-        .as_ref()
-        .map_or_else(|| config.storage_url(), |db| db.url.clone());
-    let store = keyferry::storage::Store::connect(&url, 5)
-        .await
-        .expect("store");
-    let kek: Arc<dyn KeyWrapper> = Arc::new(
-        cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
-            .await
-            .expect("kek"),
-    );
-    let port = listener.local_addr().expect("addr").port();
-    let base = format!("http://127.0.0.1:{port}");
-    let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
-        .await
-        .expect("state");
-    let mut node = Node {
-        state,
-        base,
-        port,
-        serving: None,
-        _db: db,
-        dir,
-    };
-    node.serve(listener);
-    node
-}
-
 /// A Type-1 on SQLite and a Type-2 on PostgreSQL (SQLite when PostgreSQL is
-/// unavailable outside CI), with `tweak` applied to the Type-1's config.
+/// unavailable outside CI), served in process on one moved clock, with
+/// `tweak` applied to the Type-1's config.
 async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
-    test_support::install_crypto_provider();
     let clock = ManualClock::starting_now();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -116,28 +49,30 @@ async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
         format!("http://{}", l1.local_addr().expect("addr")),
         format!("http://{}", l2.local_addr().expect("addr")),
     );
-    let (d1, d2) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
 
-    let mut c2 = Config::dev_default();
-    c2.data_dir = d2.path().to_owned();
-    c2.server.public_url = Some(u2.parse().expect("url"));
-    c2.coordinator.name = "b".into();
-    c2.coordinator.role = Role::Type2;
-    c2.coordinator.peer_url = None;
-    c2.coordinator.peer_issuer = Some(u1.parse().expect("url"));
-    c2.admin.bootstrap_token = Some(false);
-    let db2 = TestDb::postgres().await;
-    let t2 = node(c2, l2, db2, d2, &clock).await;
+    let t2 = Broker::builder()
+        .test_db(TestDb::postgres().await)
+        .listener(l2)
+        .clock(clock.clone())
+        .tweak(|c2| {
+            c2.coordinator.name = "b".into();
+            c2.coordinator.role = Role::Type2;
+            c2.coordinator.peer_issuer = Some(u1.parse().expect("url"));
+            c2.admin.bootstrap_token = Some(false);
+        })
+        .start()
+        .await
+        .expect("the Type-2 falls back to SQLite");
 
-    let mut c1 = Config::dev_default();
-    c1.data_dir = d1.path().to_owned();
-    c1.server.public_url = Some(u1.parse().expect("url"));
-    c1.coordinator.peer_url = Some(u2);
-    tweak(&mut c1);
-    let t1 = node(c1, l1, None, d1, &clock).await;
+    let t1 = Broker::builder()
+        .listener(l1)
+        .clock(clock.clone())
+        .tweak(|c1| {
+            c1.coordinator.peer_url = Some(u2);
+            tweak(c1);
+        })
+        .start_sqlite()
+        .await;
     Pair { t1, t2, clock }
 }
 
@@ -149,7 +84,7 @@ async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     request.send().await.expect("GET")
 }
 
-async fn published(node: &Node) -> Vec<String> {
+async fn published(node: &Broker) -> Vec<String> {
     let body: Value = get(
         &format!(
             "{}/.well-known/aggregation-service/v1/public-keys",
@@ -224,7 +159,7 @@ async fn with_the_type2_down_nothing_is_published_and_the_handover_resumes() {
         .ensure_keys(None)
         .await
         .expect("generate while the type2 is up");
-    p.t2.stop();
+    p.t2.stop_serving();
     for round in 1..=3 {
         assert_eq!(
             p.t1.state.keys.run_handovers().await.expect("round"),
@@ -246,7 +181,7 @@ async fn with_the_type2_down_nothing_is_published_and_the_handover_resumes() {
         "{keys:?}"
     );
 
-    p.t2.restart().await;
+    p.t2.serve_again().await;
     assert_eq!(
         p.t1.state.keys.run_handovers().await.expect("round"),
         (5, 0)
@@ -258,7 +193,7 @@ async fn with_the_type2_down_nothing_is_published_and_the_handover_resumes() {
 async fn a_pending_key_is_dropped_after_the_handover_timeout() {
     let mut p = pair(|_| {}).await;
     p.t1.state.keys.ensure_keys(None).await.expect("generate");
-    p.t2.stop();
+    p.t2.stop_serving();
     p.t1.state.keys.run_handovers().await.expect("round");
     p.clock.advance(Duration::from_secs(3601));
     assert_eq!(p.t1.state.keys.purge().await.expect("purge"), 5);
@@ -359,7 +294,7 @@ async fn the_recombined_splits_are_the_published_key_and_both_signatures_verify(
     let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
     p.t1.state.keys.run_handovers().await.expect("handover");
     let (kek1, kek2) = (p.t1.kek().await, p.t2.kek().await);
-    let signer = |node: &Node| {
+    let signer = |node: &Broker| {
         let base = node.base.clone();
         async move {
             let keys: Value = get(&format!("{base}/v1/peer/keys"), &[])
@@ -509,7 +444,7 @@ async fn revocation_takes_a_key_out_of_the_public_set_at_once() {
     let p = pair(|_| {}).await;
     let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
     p.t1.state.keys.run_handovers().await.expect("handover");
-    let token = std::fs::read_to_string(p.t1.dir.path().join("admin-token")).expect("token");
+    let token = p.t1.admin_token();
     let response = reqwest::Client::new()
         .post(format!("{}/v1/admin/keys/{}/revoke", p.t1.base, ids[0]))
         .bearer_auth(token.trim())
@@ -557,22 +492,23 @@ async fn replicas_on_one_postgres_database_generate_one_key_set() {
     let clock = p.clock.clone();
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let dir = tempfile::tempdir().expect("dir");
-        let mut config = p.t1.state.config.as_ref().clone();
-        config.data_dir = dir.path().to_owned();
-        let store = keyferry::storage::Store::connect(&db.url, 5)
+        // The Type-1's configuration and storage KEK, in a data directory
+        // of its own, on the shared database.
+        let replica = Broker::builder()
+            .serve(Serve::NotServed)
+            .config(p.t1.state.config.as_ref().clone())
+            .storage_kek(p.t1.kek().await)
+            .clock(clock.clone())
+            .tweak(|c| c.storage.url = Some(db.url.clone()))
+            .start()
             .await
-            .expect("store");
-        let kek = p.t1.kek().await;
-        let state = keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
-            .await
-            .expect("state");
-        replicas.push((state, dir));
+            .expect("a replica on the test's database");
+        replicas.push(replica);
     }
     let tasks: Vec<_> = replicas
         .iter()
-        .map(|(state, _)| {
-            let keys = state.keys.clone();
+        .map(|replica| {
+            let keys = replica.state.keys.clone();
             tokio::spawn(async move { keys.ensure_keys(None).await.expect("generate").len() })
         })
         .collect();
@@ -599,7 +535,7 @@ async fn split_a_is_wrapped_by_the_storage_kek_and_every_cloud_kek() {
     })
     .await;
     let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
-    let keks = p.t1.dir.path().join("keks");
+    let keks = p.t1.data_dir().join("keks");
     let mut plaintexts = Vec::new();
     for (uri, name) in [
         ("local-kek://aws-splits", "aws-splits"),

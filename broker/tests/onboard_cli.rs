@@ -5,7 +5,6 @@ mod common;
 use std::process::Output;
 
 use common::{Broker, Serve};
-use keyferry::config::IssuerKind;
 use serde_json::Value;
 
 /// A dev broker on the production start path that trusts a Google-like
@@ -13,14 +12,7 @@ use serde_json::Value;
 async fn broker() -> Broker {
     Broker::builder()
         .serve(Serve::Server)
-        .tweak(|config| {
-            config.issuers.push(common::issuer(
-                "google",
-                IssuerKind::Gcp,
-                "https://accounts.google.com",
-                "keyferry",
-            ));
-        })
+        .tweak(|config| config.issuers.push(common::google_issuer()))
         .start_sqlite()
         .await
 }

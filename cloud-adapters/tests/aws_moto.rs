@@ -31,19 +31,9 @@ fn arn(uri: &KekUri) -> &str {
     }
 }
 
-/// Runs tests/tools/kms_interop.py with moto's venv python.
+/// Encrypts or decrypts `data` with boto3 against moto.
 fn boto3(moto: &Moto, uri: &KekUri, mode: &str, data: &[u8]) -> Vec<u8> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tools/kms_interop.py");
-    let out = std::process::Command::new(moto.venv.join("bin/python"))
-        .args([script, &moto.endpoint, REGION, arn(uri), mode, &hex(data)])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "boto3 {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    unhex(String::from_utf8(out.stdout).expect("utf-8").trim())
+    unhex(&moto.boto3(REGION, &[arn(uri), mode, &hex(data)]))
 }
 
 #[tokio::test]

@@ -64,24 +64,33 @@ impl Moto {
 }
 
 impl Moto {
-    /// Creates a KMS key in `region` with boto3 (tests/tools/kms_interop.py),
-    /// for tests in crates without the AWS SDK; returns its ARN.
-    pub fn create_key_with_boto3(&self, region: &str) -> String {
+    /// Runs `tests/tools/kms_interop.py ENDPOINT REGION ARGS…` with this
+    /// moto's venv Python (boto3, an independent AWS client); returns what
+    /// it prints, trimmed, and fails the test when it fails. `args` are an
+    /// ARN or `-`, the mode and its hex input, if any.
+    pub fn boto3(&self, region: &str, args: &[&str]) -> String {
         let script = Path::new(crate::REPOSITORY).join("tests/tools/kms_interop.py");
         let out = Command::new(self.venv.join("bin/python"))
             .arg(script)
-            .args([&self.endpoint, region, "-", "create-key"])
+            .args([self.endpoint.as_str(), region])
+            .args(args)
             .output()
             .expect("run python");
         assert!(
             out.status.success(),
-            "{}",
+            "boto3 {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout)
             .expect("utf-8")
             .trim()
             .to_owned()
+    }
+
+    /// Creates a KMS key in `region` with boto3, for tests in crates
+    /// without the AWS SDK; returns its ARN.
+    pub fn create_key_with_boto3(&self, region: &str) -> String {
+        self.boto3(region, &["-", "create-key"])
     }
 }
 

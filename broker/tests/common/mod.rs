@@ -75,8 +75,17 @@ enum Database {
     Opened(Option<TestDb>),
 }
 
+/// Google's issuer URL, the issuer of [`google_issuer`].
+pub const GOOGLE: &str = "https://accounts.google.com";
+
+/// A configured GCP issuer, `google`, for onboarding identities: nothing
+/// calls it until a token from it arrives.
+pub fn google_issuer() -> IssuerEntry {
+    issuer("google", IssuerKind::Gcp, GOOGLE, "keyferry")
+}
+
 /// A trusted issuer entry with no optional settings.
-pub fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntry {
+fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntry {
     IssuerEntry {
         name: name.into(),
         kind,
@@ -251,42 +260,15 @@ impl<'a> BrokerBuilder<'a> {
         (self.tweak)(&mut config);
 
         let (state, base, clock, serving) = if self.serve == Serve::Server {
-            let server = Server::bind(config.clone()).await.expect("bind");
-            let scheme = if server.state().config.server.tls_cert.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            let base = format!("{scheme}://{}", server.local_addr());
-            let handle = server.handle();
-            let state = server.state().clone();
-            let task = tokio::spawn(async move { server.run().await.expect("serve") });
-            let serving = Serving::Server {
-                handle,
-                task: Some(task),
-            };
+            assert!(
+                self.clock.is_none() && self.storage_kek.is_none(),
+                "Server::bind opens its own clock and storage KEK"
+            );
+            let (state, base, serving) = bind_server(config.clone()).await;
             (state, base, None, serving)
         } else {
-            let store = keyferry::storage::Store::connect(&config.storage_url(), 5)
-                .await
-                .expect("store");
-            let kek = match self.storage_kek {
-                Some(kek) => kek,
-                None => Arc::new(
-                    cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
-                        .await
-                        .expect("kek"),
-                ),
-            };
             let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
-            let state = keyferry::server::build_state_with(
-                config.clone(),
-                store,
-                kek,
-                Arc::new(clock.clone()),
-            )
-            .await
-            .expect("state");
+            let state = build_state(config.clone(), self.storage_kek, &clock).await;
             let (base, serving) = match listening {
                 Some((listener, port, base)) => {
                     let task = Some(serve_app(&state, listener));
@@ -313,6 +295,46 @@ impl<'a> BrokerBuilder<'a> {
             _db: db,
         })
     }
+}
+
+/// `Server::bind` and `Server::run` in a task: the production start path.
+async fn bind_server(config: Config) -> (AppState, String, Serving) {
+    let server = Server::bind(config).await.expect("bind");
+    let scheme = if server.state().config.server.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", server.local_addr());
+    let handle = server.handle();
+    let state = server.state().clone();
+    let task = Some(tokio::spawn(
+        async move { server.run().await.expect("serve") },
+    ));
+    (state, base, Serving::Server { handle, task })
+}
+
+/// The state `Server::bind` would build, on `clock`, with `kek` or the
+/// local storage KEK of the data directory.
+async fn build_state(
+    config: Config,
+    kek: Option<Arc<dyn KeyWrapper>>,
+    clock: &ManualClock,
+) -> AppState {
+    let store = keyferry::storage::Store::connect(&config.storage_url(), 5)
+        .await
+        .expect("store");
+    let kek = match kek {
+        Some(kek) => kek,
+        None => Arc::new(
+            cloud_adapters::LocalKek::open_or_create(&config.local_kek_dir(), "storage")
+                .await
+                .expect("kek"),
+        ),
+    };
+    keyferry::server::build_state_with(config, store, kek, Arc::new(clock.clone()))
+        .await
+        .expect("state")
 }
 
 fn serve_app(state: &AppState, listener: TcpListener) -> JoinHandle<()> {
@@ -459,23 +481,26 @@ impl Broker {
 
     /// Stops serving in process, as if the broker were down.
     pub fn stop_serving(&mut self) {
-        let Serving::InProcess { task, .. } = &mut self.serving else {
-            panic!("only Serve::InProcess stops and serves again");
-        };
-        if let Some(task) = task.take() {
+        if let Some(task) = self.in_process().1.take() {
             task.abort();
         }
     }
 
     /// Serves in process again on the same port.
     pub async fn serve_again(&mut self) {
+        let port = self.in_process().0;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("rebind");
+        *self.in_process().1 = Some(serve_app(&self.state, listener));
+    }
+
+    /// The port and serving task of a [`Serve::InProcess`] broker.
+    fn in_process(&mut self) -> (u16, &mut Option<JoinHandle<()>>) {
         let Serving::InProcess { port, task } = &mut self.serving else {
             panic!("only Serve::InProcess stops and serves again");
         };
-        let listener = TcpListener::bind(("127.0.0.1", *port))
-            .await
-            .expect("rebind");
-        *task = Some(serve_app(&self.state, listener));
+        (*port, task)
     }
 
     /// Sends a request; returns the status, the headers and the JSON body
