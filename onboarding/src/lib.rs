@@ -21,7 +21,7 @@
 //! - `overlap`: [`first_overlap`], the mapping a new one would make
 //!   ambiguous (DESIGN §3.4).
 //! - `terraform`: [`terraform_vars`], the tfvars of each workload cloud's
-//!   ad-tech module, from plain [`SplitKey`]s.
+//!   ad-tech module, from each cloud's KEK URI.
 //! - `error`: [`Error`], why a value was refused, and [`FieldError`], that
 //!   reason with the request field it belongs to.
 
@@ -43,4 +43,4 @@ pub use requests::{
     AdTechPatch, AdTechRequest, IdentityRequest, IssuerRequest, MappingQuery, NewAdTech,
     NewIdentity,
 };
-pub use terraform::{SplitKey, terraform_vars};
+pub use terraform::terraform_vars;

@@ -6,58 +6,33 @@
 //! The keys of each cloud's object are exactly that module's variables; a
 //! broker test parses the modules and compares, so the two cannot drift.
 //!
-//! The split keys come in as plain [`SplitKey`] values rather than
-//! cloud-adapters' KEK URIs: that crate pulls in every cloud SDK by default,
-//! and this one is also the CLI's.
+//! Each cloud's split key comes in as its KEK URI; a local KEK lives in no
+//! cloud and has nothing to grant.
 
+use cloud_adapters::{Cloud, KekUri};
 use serde_json::{Map, Value, json};
 
 use crate::records::{AdTechRecord, IdentityMapping};
 
-/// Where a cloud's split key lives: the part of its KEK that its Terraform
-/// module needs to grant Decrypt on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SplitKey {
-    /// An AWS KMS key.
-    AwsKms {
-        /// The key ARN.
-        arn: String,
-    },
-    /// A GCP Cloud KMS crypto key.
-    GcpKms {
-        /// Its resource name (`projects/…/cryptoKeys/…`).
-        name: String,
-    },
-    /// An Azure Key Vault key.
-    AzureKeyVault {
-        /// The vault's host name.
-        vault_host: String,
-        /// The key's name in the vault.
-        key_name: String,
-        /// A pinned version; `None` means the vault's current one.
-        version: Option<String>,
-    },
-}
-
-impl SplitKey {
-    /// The Terraform variable naming the key, and its value: an ARN, a Cloud
-    /// KMS resource name, a Key Vault key URL.
-    fn variable(&self) -> (&'static str, String) {
-        match self {
-            SplitKey::AwsKms { arn } => ("kms_key_arn", arn.clone()),
-            SplitKey::GcpKms { name } => ("kms_crypto_key_id", name.clone()),
-            SplitKey::AzureKeyVault {
-                vault_host,
-                key_name,
-                version,
-            } => (
-                "key_vault_key_id",
-                match version {
-                    Some(v) => format!("https://{vault_host}/keys/{key_name}/{v}"),
-                    None => format!("https://{vault_host}/keys/{key_name}"),
-                },
-            ),
-        }
+/// The Terraform variable naming a cloud's split key, and its value from the
+/// KEK URI: an ARN, a Cloud KMS resource name, a Key Vault key URL; `None`
+/// for a local KEK.
+fn key_variable(kek: &KekUri) -> Option<(&'static str, String)> {
+    match kek {
+        KekUri::AwsKms { arn, .. } => Some(("kms_key_arn", arn.clone())),
+        KekUri::GcpKms { name } => Some(("kms_crypto_key_id", name.clone())),
+        KekUri::AzureKeyVault {
+            vault_host,
+            key_name,
+            version,
+        } => Some((
+            "key_vault_key_id",
+            match version {
+                Some(v) => format!("https://{vault_host}/keys/{key_name}/{v}"),
+                None => format!("https://{vault_host}/keys/{key_name}"),
+            },
+        )),
+        KekUri::Local { .. } => None,
     }
 }
 
@@ -78,20 +53,22 @@ fn equality_conditions(conditions: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The export: one object per cloud in `clouds` (its name and split key)
-/// where the ad tech has enabled identities. Clouds whose KEK is in no cloud
-/// (a local KEK) have nothing to grant; the caller leaves them out.
+/// The export: one object per cloud in `clouds` (with its split key's KEK)
+/// whose KEK is a cloud KMS key and where the ad tech has enabled identities.
 pub fn terraform_vars(
     coordinator: &str,
     adtech: &AdTechRecord,
     mappings: &[IdentityMapping],
-    clouds: &[(&str, SplitKey)],
+    clouds: &[(Cloud, KekUri)],
 ) -> Value {
     let mut out = Map::new();
-    for (cloud, key) in clouds {
+    for (cloud, kek) in clouds {
+        let Some((key_var, key_value)) = key_variable(kek) else {
+            continue;
+        };
         let identities: Vec<Value> = mappings
             .iter()
-            .filter(|m| m.enabled && m.cloud == *cloud)
+            .filter(|m| m.enabled && m.cloud == cloud.as_str())
             .map(|m| {
                 json!({
                     "issuer": m.issuer,
@@ -103,7 +80,6 @@ pub fn terraform_vars(
         if identities.is_empty() {
             continue;
         }
-        let (key_var, key_value) = key.variable();
         let mut vars = Map::new();
         vars.insert("coordinator".into(), json!(coordinator));
         vars.insert("adtech_id".into(), json!(adtech.id));
@@ -111,7 +87,7 @@ pub fn terraform_vars(
         vars.insert("use_cases".into(), json!(adtech.use_cases));
         vars.insert(key_var.into(), json!(key_value));
         vars.insert("workload_identities".into(), Value::Array(identities));
-        out.insert((*cloud).into(), Value::Object(vars));
+        out.insert(cloud.as_str().into(), Value::Object(vars));
     }
     Value::Object(out)
 }
@@ -150,27 +126,23 @@ mod tests {
         }
     }
 
-    fn clouds() -> Vec<(&'static str, SplitKey)> {
+    fn kek(uri: &str) -> KekUri {
+        uri.parse().expect("a KEK URI")
+    }
+
+    fn clouds() -> Vec<(Cloud, KekUri)> {
         vec![
             (
-                "aws",
-                SplitKey::AwsKms {
-                    arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
-                },
+                Cloud::Aws,
+                kek("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k"),
             ),
             (
-                "gcp",
-                SplitKey::GcpKms {
-                    name: "projects/p/locations/global/keyRings/r/cryptoKeys/k".into(),
-                },
+                Cloud::Gcp,
+                kek("gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/k"),
             ),
             (
-                "azure",
-                SplitKey::AzureKeyVault {
-                    vault_host: "vault.example.vault.azure.net".into(),
-                    key_name: "splits".into(),
-                    version: Some("v1".into()),
-                },
+                Cloud::Azure,
+                kek("azure-kv://vault.example.vault.azure.net/keys/splits/v1"),
             ),
         ]
     }
@@ -220,13 +192,16 @@ mod tests {
             (None, "https://vault.example/keys/splits"),
         ];
         for (version, url) in cases {
-            let key = SplitKey::AzureKeyVault {
-                vault_host: "vault.example".into(),
-                key_name: "splits".into(),
-                version: version.map(Into::into),
+            let uri = match version {
+                Some(v) => format!("azure-kv://vault.example/keys/splits/{v}"),
+                None => "azure-kv://vault.example/keys/splits".to_owned(),
             };
-            assert_eq!(key.variable(), ("key_vault_key_id", url.to_owned()));
+            assert_eq!(
+                key_variable(&kek(&uri)),
+                Some(("key_vault_key_id", url.to_owned()))
+            );
         }
+        assert_eq!(key_variable(&kek("local-kek://splits")), None);
     }
 
     #[test]

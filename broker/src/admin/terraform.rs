@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use cloud_adapters::KekUri;
-use onboarding::{AdTechRecord, IdentityMapping, SplitKey};
+use cloud_adapters::{Cloud, KekUri};
+use onboarding::{AdTechRecord, IdentityMapping};
 use serde_json::Value;
 
 use super::AdminState;
@@ -14,26 +14,6 @@ use super::{Operator, ReaderRole};
 use crate::Error;
 use crate::config::CloudsConfig;
 use crate::storage::{AdTech, MappingFilter, MappingRecord};
-
-/// What a cloud's Terraform module needs of its KEK; `None` for a KEK it
-/// cannot grant on.
-fn split_key(kek: KekUri) -> Option<SplitKey> {
-    match kek {
-        KekUri::AwsKms { arn, .. } => Some(SplitKey::AwsKms { arn }),
-        KekUri::GcpKms { name } => Some(SplitKey::GcpKms { name }),
-        KekUri::AzureKeyVault {
-            vault_host,
-            key_name,
-            version,
-        } => Some(SplitKey::AzureKeyVault {
-            vault_host,
-            key_name,
-            version,
-        }),
-        // A local KEK lives in no cloud: nothing to grant.
-        KekUri::Local { .. } => None,
-    }
-}
 
 /// The export: one object per enabled cloud whose KEK is a cloud KMS key
 /// and where the ad tech has enabled identities.
@@ -43,10 +23,10 @@ pub fn terraform_vars(
     mappings: &[MappingRecord],
     clouds: &CloudsConfig,
 ) -> Value {
-    let keys: Vec<(&str, SplitKey)> = clouds
+    let keys: Vec<(Cloud, KekUri)> = clouds
         .enabled()
         .into_iter()
-        .filter_map(|(cloud, config)| Some((cloud.as_str(), split_key(config.kek.parse().ok()?)?)))
+        .filter_map(|(cloud, config)| Some((cloud, config.kek.parse().ok()?)))
         .collect();
     let mappings: Vec<IdentityMapping> = mappings.iter().cloned().map(Into::into).collect();
     onboarding::terraform_vars(
