@@ -193,7 +193,7 @@ where
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-fn cached_json(body: serde_json::Value, max_age: Duration) -> Response {
+fn cached_json(body: impl serde::Serialize, max_age: Duration) -> Response {
     let mut response = axum::Json(body).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs())) {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
@@ -203,8 +203,13 @@ fn cached_json(body: serde_json::Value, max_age: Duration) -> Response {
 
 async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
     let scopes: Vec<String> = SCOPES_SUPPORTED.iter().map(|s| (*s).to_owned()).collect();
-    let doc = issuer.current().discovery_document(&scopes);
-    cached_json(doc, issuer.jwks_max_age())
+    match issuer.current().discovery_document(&scopes) {
+        Ok(doc) => cached_json(doc, issuer.jwks_max_age()),
+        // `server.public_url` is checked as a URL at start: this is a bug.
+        Err(e) => {
+            crate::Error::Internal(format!("the issuer URL is not a URL: {e}")).into_response()
+        }
+    }
 }
 
 async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {

@@ -26,6 +26,7 @@
 //! - `server`: start, serve (plain or TLS), graceful shutdown.
 //! - `telemetry`: structured JSON logs.
 //! - `time`: Unix-millisecond time, the lowest layer (names no other module).
+//! - `files`: secret files, mode 0600, written atomically (low layer too).
 //! - `bench`: `keyferry bench` measurements.
 //! - `demo`: `keyferry demo`, the whole flow on loopback in one process.
 //! - `cli`: the `keyferry` subcommands; `main.rs` only calls it.
@@ -41,6 +42,7 @@ pub mod demo;
 pub mod distribution;
 mod error;
 pub mod federation;
+mod files;
 pub mod governance;
 pub mod http;
 pub mod issuer;

@@ -269,7 +269,7 @@ async fn ensure_bootstrap_token(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(file_error)?;
     }
-    write_private(path, token.as_bytes()).map_err(file_error)?;
+    crate::files::write_private(path, token.as_bytes()).map_err(file_error)?;
     store
         .replace_admin_token(
             BOOTSTRAP_LABEL,
@@ -283,23 +283,6 @@ async fn ensure_bootstrap_token(
 }
 
 /// Writes `data` to `path` readable by the owner only, replacing any file.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Generic over the router's state: all it needs is [`AdminAuth`].
 impl<R, St> FromRequestParts<St> for Operator<R>
 where

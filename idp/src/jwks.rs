@@ -27,6 +27,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::clock::Clock;
+use crate::discovery::DiscoveryDocument;
 use crate::issuer::{UrlProblem, check_url};
 use crate::jose::b64url_decode;
 
@@ -492,16 +493,14 @@ impl JwksCache {
         let url = check_url(&base, policy.allow_http_loopback)
             .map_err(|_| FetchFailure::InvalidDiscovery("issuer URL is not fetchable"))?;
         let (doc, _) = self.get_json(&url).await?;
-        match doc.get("issuer").and_then(Value::as_str) {
-            Some(named) if named == issuer => {}
-            Some(_) => return Err(FetchFailure::IssuerMismatch),
-            None => return Err(FetchFailure::InvalidDiscovery("no issuer")),
+        let doc: DiscoveryDocument = serde_json::from_value(doc).map_err(|_| {
+            FetchFailure::InvalidDiscovery("issuer and jwks_uri must be present and URLs")
+        })?;
+        if doc.issuer.as_str() != issuer {
+            return Err(FetchFailure::IssuerMismatch);
         }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or(FetchFailure::InvalidDiscovery("no jwks_uri"))?;
-        check_url(jwks_uri, policy.allow_http_loopback).map_err(FetchFailure::BadJwksUri)
+        check_url(doc.jwks_uri.as_str(), policy.allow_http_loopback)
+            .map_err(FetchFailure::BadJwksUri)
     }
 
     /// GETs `url`, enforcing status, size limit and JSON; returns the body and the

@@ -10,6 +10,8 @@
 //!   time through it, so tests move time instead of sleeping.
 //! - `issuer`: [`IssuerConfig`] of a trusted issuer, its validation (https, per-cloud URL
 //!   shapes, no HMAC) and [`validate_subject`] for per-cloud subject shapes.
+//! - `discovery`: [`DiscoveryDocument`], OIDC discovery metadata, read from trusted
+//!   issuers and written for the broker's own.
 //! - `jwks`: [`JwksCache`], discovery plus JWKS fetching with `Cache-Control` lifetimes,
 //!   rate-limited single-flight refreshes, and survival of issuer outages.
 //! - `validate`: [`TokenValidator`] runs the ordered subject-token checks and returns the
@@ -18,13 +20,14 @@
 //!   proof [`MatchedMapping`], the only source of [`AccessTokenClaims`]) and [`overlaps`]
 //!   for onboarding.
 //! - `signing`: the broker's own issuer: rotating ES256 [`SigningKey`]s, JWKS and
-//!   discovery documents, minting credentials, and [`CredentialVerifier`].
+//!   minting credentials, and [`CredentialVerifier`].
 //! - `jose` (private): compact JWS parsing shared by validation and verification.
 //!
 //! Nothing in this crate writes a token or key into an error, a `Debug` string or a log
 //! line: rejections carry fixed phrases, and secret-holding types redact themselves.
 
 mod clock;
+mod discovery;
 mod issuer;
 mod jose;
 mod jwks;
@@ -36,6 +39,7 @@ mod validate;
 mod testutil;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use discovery::{DiscoveryDocument, discovery_document};
 pub use issuer::{
     DEFAULT_MAX_TOKEN_LIFETIME, IssuerConfig, IssuerConfigError, IssuerKind, MAX_OIDC_SUBJECT_LEN,
     SubjectError, UrlProblem, validate_subject,
@@ -54,7 +58,7 @@ pub use signing::{
     AccessTokenClaims, BrokerIssuer, CredentialRejection, CredentialVerifier, DEFAULT_JWKS_MAX_AGE,
     DEFAULT_MAX_TOKEN_TTL, DEFAULT_ROTATION_PERIOD, KeySchedule, MintedToken, RotationOutcome,
     RotationPlan, RotationPolicy, SigningError, SigningKey, SigningKeySet, TOKEN_EXCHANGE_GRANT,
-    VerifiedCredential, discovery_document, plan_rotation,
+    VerifiedCredential, plan_rotation,
 };
 pub use validate::{
     CLOCK_SKEW, IssuerRegistry, MAX_TOKEN_BYTES, TokenRejection, TokenValidator,

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::clock::{unix_seconds, whole_seconds};
+use crate::discovery::{DiscoveryDocument, discovery_document};
 use crate::issuer::IssuerKind;
 use crate::jose::{audiences, b64url, numeric_date, parse_compact};
 use crate::validate::CLOCK_SKEW;
@@ -426,26 +427,6 @@ impl SigningKeySet {
     }
 }
 
-/// `GET /.well-known/openid-configuration` body for the broker's issuer: what AWS IAM
-/// OIDC providers, GCP workload identity pools and Azure federated credentials read.
-pub fn discovery_document(issuer_url: &str, scopes_supported: &[String]) -> Value {
-    let base = issuer_url.trim_end_matches('/');
-    json!({
-        "issuer": issuer_url,
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "token_endpoint": format!("{base}/v1/token"),
-        "grant_types_supported": [TOKEN_EXCHANGE_GRANT],
-        "response_types_supported": ["id_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-        "scopes_supported": scopes_supported,
-        "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope",
-            "adtech", "cloud", "src_iss", "src_sub"
-        ],
-    })
-}
-
 /// What the token endpoint decided to grant; the issuer adds `iss`, `sub`, times and `jti`.
 ///
 /// The fields are private: claims come only from [`crate::MatchedMapping::grant`], so a
@@ -666,8 +647,11 @@ impl BrokerIssuer {
         &mut self.keys
     }
 
-    /// The discovery document for this issuer.
-    pub fn discovery_document(&self, scopes_supported: &[String]) -> Value {
+    /// The discovery document for this issuer; an error if its URL is not one.
+    pub fn discovery_document(
+        &self,
+        scopes_supported: &[String],
+    ) -> Result<DiscoveryDocument, url::ParseError> {
         discovery_document(&self.issuer, scopes_supported)
     }
 

@@ -5,6 +5,9 @@
 //! # Layout
 //! - `idp`: [`NodeIdp`], the npm `oauth2-mock-server` in `tests/idp-server/`
 //!   as a workload or operator OIDC issuer.
+//! - `operator_idp`: [`OperatorIdp`], the npm `oidc-provider` in
+//!   `tests/operator-idp/`, the device-grant issuer of `keyferry login`.
+//! - `node`: the stdin/stdout driver both npm servers share.
 //! - `moto`: [`Moto`], the AWS KMS and STS emulator from the repository's
 //!   `.venv`.
 //! - [`install_crypto_provider`]: the one rustls provider of a test process.
@@ -15,9 +18,12 @@
 
 mod idp;
 mod moto;
+mod node;
+mod operator_idp;
 
 pub use idp::NodeIdp;
 pub use moto::{Moto, free_port, venv};
+pub use operator_idp::OperatorIdp;
 
 /// The repository root: this crate's parent directory, wherever the calling
 /// crate lives.

@@ -2,10 +2,11 @@
 //!
 //! The server comes from `--server`, `KEYFERRY_SERVER`, or the dev default
 //! `http://127.0.0.1:8080`; the bearer token from `--token-file`,
-//! `KEYFERRY_TOKEN`, or the dev bootstrap file `./keyferry-data/admin-token`.
+//! `KEYFERRY_TOKEN`, the token `keyferry login` cached, or the dev bootstrap
+//! file `./keyferry-data/admin-token`, in that order.
 //! A refusal prints the server's problem detail and exits 1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -22,9 +23,14 @@ pub(crate) struct Connection {
         global = true
     )]
     server: String,
-    /// File holding an operator bearer token (default: ./keyferry-data/admin-token).
+    /// File holding an operator bearer token (default: the token cached by
+    /// `keyferry login`, else ./keyferry-data/admin-token).
     #[arg(long, global = true)]
     token_file: Option<PathBuf>,
+    /// The token cache of `keyferry login` (default:
+    /// `$XDG_CONFIG_HOME/keyferry/operator-token.json`).
+    #[arg(long, env = "KEYFERRY_TOKEN_CACHE", global = true)]
+    token_cache: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -79,20 +85,31 @@ impl Client {
     }
 }
 
-fn read_token(file: Option<&PathBuf>) -> Result<String, Failure> {
-    if file.is_none()
-        && let Ok(token) = std::env::var("KEYFERRY_TOKEN")
-    {
+fn read_token(connection: &Connection) -> Result<String, Failure> {
+    if let Some(file) = &connection.token_file {
+        return read_token_file(file);
+    }
+    if let Ok(token) = std::env::var("KEYFERRY_TOKEN") {
         return Ok(token.trim().to_owned());
     }
-    let path = file
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("./keyferry-data/admin-token"));
-    std::fs::read_to_string(&path)
+    if let Some(cache) = super::login::cache_path(connection.token_cache.as_deref())
+        && let Some(cached) = super::login::read_cache(&cache)?
+    {
+        return Ok(cached.token.to_string());
+    }
+    read_token_file(Path::new("./keyferry-data/admin-token")).map_err(|Failure(message)| {
+        Failure(format!(
+            "{message} (run `keyferry login`, or use --token-file or KEYFERRY_TOKEN)"
+        ))
+    })
+}
+
+fn read_token_file(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
         .map(|t| t.trim().to_owned())
         .map_err(|e| {
             Failure(format!(
-                "cannot read the token from {}: {e} (use --token-file or KEYFERRY_TOKEN)",
+                "cannot read the token from {}: {e}",
                 path.display()
             ))
         })
@@ -104,6 +121,20 @@ where
     F: FnOnce(Client, bool) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
+    block_on(async {
+        let client = Client {
+            http: reqwest::Client::new(),
+            server: connection.server.clone(),
+            token: read_token(&connection)?,
+        };
+        body(client, connection.json).await
+    })
+}
+
+/// Runs `command` on a small runtime: exit 0, or its failure printed and exit 1.
+pub(crate) fn block_on(
+    command: impl std::future::Future<Output = Result<(), Failure>>,
+) -> ExitCode {
     crate::server::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -115,15 +146,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
-        let client = Client {
-            http: reqwest::Client::new(),
-            server: connection.server.clone(),
-            token: read_token(connection.token_file.as_ref())?,
-        };
-        body(client, connection.json).await
-    });
-    match outcome {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
             eprintln!("keyferry: {message}");

@@ -14,6 +14,7 @@ mod audit;
 mod client;
 mod gov;
 mod keys;
+mod login;
 mod onboard;
 
 /// Keyferry: federated cross-cloud identity and key-wrap broker.
@@ -44,6 +45,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Sign in as an operator (device authorization grant at the operator
+    /// OIDC issuer); the admin commands use the cached token.
+    Login(login::LoginArgs),
     /// Onboard issuers, ad techs and their workload identities (admin API).
     Onboard(onboard::OnboardArgs),
     /// List, rotate and revoke keys (admin API).
@@ -240,6 +244,7 @@ impl Cli {
                 }
                 Err(e) => config_failure(&e),
             },
+            Command::Login(args) => login::run(args),
             Command::Onboard(args) => onboard::run(args),
             Command::Keys(args) => keys::run(args),
             Command::Audit(args) => audit::run(args),

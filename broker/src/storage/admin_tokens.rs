@@ -1,22 +1,13 @@
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 impl Store {
     /// Every stored operator token hash with its role and label.
     pub async fn admin_token_hashes(&self) -> Result<Vec<(Vec<u8>, String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT token_hash, role, label FROM admin_tokens")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("token_hash")?,
-                    r.try_get("role")?,
-                    r.try_get("label")?,
-                ))
-            })
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT token_hash, role, label FROM admin_tokens")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Replaces the token stored under `label` (one bootstrap token at a time).

@@ -1,10 +1,9 @@
+use super::columns::{IntBool, JsonText};
+use super::{Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
-use super::{Store, StoreError, conflict_or, from_json, to_json};
 
 /// An onboarded ad tech.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct AdTech {
     /// Stable identifier chosen at onboarding.
@@ -12,27 +11,18 @@ pub struct AdTech {
     /// Display name.
     pub name: String,
     /// Its sites, as https origins.
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub sites: Vec<String>,
     /// Use cases it may fetch keys for.
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub use_cases: Vec<String>,
     /// Disabled ad techs get no credentials and no keys.
+    #[sqlx(try_from = "IntBool")]
     pub enabled: bool,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds.
     pub updated_at: i64,
-}
-
-fn from_row(row: &sqlx::any::AnyRow) -> Result<AdTech, StoreError> {
-    Ok(AdTech {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        sites: from_json("adtechs.sites", &row.try_get::<String, _>("sites")?)?,
-        use_cases: from_json("adtechs.use_cases", &row.try_get::<String, _>("use_cases")?)?,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 impl Store {
@@ -57,22 +47,18 @@ impl Store {
 
     /// One ad tech by id.
     pub async fn adtech(&self, id: &str) -> Result<AdTech, StoreError> {
-        let row = sqlx::query("SELECT * FROM adtechs WHERE id = $1")
+        sqlx::query_as("SELECT * FROM adtechs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))?;
-        from_row(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))
     }
 
     /// Every ad tech, by id.
     pub async fn adtechs(&self) -> Result<Vec<AdTech>, StoreError> {
-        sqlx::query("SELECT * FROM adtechs ORDER BY id")
+        Ok(sqlx::query_as("SELECT * FROM adtechs ORDER BY id")
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(from_row)
-            .collect()
+            .await?)
     }
 
     /// Enables or disables an ad tech; returns the updated record.
@@ -82,15 +68,12 @@ impl Store {
         enabled: bool,
         now_ms: i64,
     ) -> Result<AdTech, StoreError> {
-        let row = sqlx::query(
-            "UPDATE adtechs SET enabled = $1, updated_at = $2 WHERE id = $3 RETURNING *",
-        )
-        .bind(i64::from(enabled))
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))?;
-        from_row(&row)
+        sqlx::query_as("UPDATE adtechs SET enabled = $1, updated_at = $2 WHERE id = $3 RETURNING *")
+            .bind(i64::from(enabled))
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))
     }
 }

@@ -4,24 +4,26 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError};
 
 /// A stored entry: position, canonical JSON, and its leaf hash if the tree
 /// holds one for that position.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredEntry {
     /// Position in the log, from 0.
+    #[sqlx(rename = "idx")]
     pub index: i64,
     /// The canonical JSON text.
     pub entry: String,
     /// `audit_nodes` level 0 at this position.
+    #[sqlx(rename = "leaf")]
     pub leaf_hash: Option<Vec<u8>>,
 }
 
 /// A signed tree head as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredHead {
     /// Leaves covered.
     pub tree_size: i64,
@@ -43,21 +45,22 @@ impl AuditTx {
     /// The number of entries, read under the lock: the leaves of the tree
     /// (an entries row without its leaf is not part of the log).
     pub async fn size(&mut self) -> Result<i64, StoreError> {
-        let row =
-            sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0")
-                .fetch_one(&mut *self.tx)
-                .await?;
-        Ok(row.try_get("n")?)
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?)
     }
 
     /// A stored subtree hash.
     pub async fn node(&mut self, level: u32, idx: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
-            .bind(i64::from(level))
-            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.try_get("hash")).transpose()?)
+        Ok(
+            sqlx::query_scalar("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                .bind(i64::from(level))
+                .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
     }
 
     /// Appends an entry at `idx`.
@@ -106,11 +109,11 @@ impl Store {
 
     /// The number of log entries (leaves of the tree).
     pub async fn audit_size(&self) -> Result<i64, StoreError> {
-        let row =
-            sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.try_get("n")?)
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM audit_nodes WHERE level = 0",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Entries with `start <= idx < end`, with their leaf hashes.
@@ -119,7 +122,7 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT l.idx AS idx, l.entry AS entry, n.hash AS leaf FROM audit_log l \
              LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = l.idx \
              WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx",
@@ -127,16 +130,7 @@ impl Store {
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(StoredEntry {
-                index: row.try_get("idx")?,
-                entry: row.try_get("entry")?,
-                leaf_hash: row.try_get("leaf")?,
-            })
-        })
-        .collect()
+        .await?)
     }
 
     /// The stored subtree hashes among `ids` (one query).
@@ -154,16 +148,13 @@ impl Store {
                 "SELECT level, idx, hash FROM audit_nodes WHERE {}",
                 clauses.join(" OR ")
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(&sql);
             for (level, idx) in chunk {
                 query = query
                     .bind(i64::from(*level))
                     .bind(i64::try_from(*idx).unwrap_or(i64::MAX));
             }
-            for row in query.fetch_all(&self.pool).await? {
-                let level: i64 = row.try_get("level")?;
-                let idx: i64 = row.try_get("idx")?;
-                let hash: Vec<u8> = row.try_get("hash")?;
+            for (level, idx, hash) in query.fetch_all(&self.pool).await? {
                 let hash: [u8; 32] = hash.try_into().map_err(|_| {
                     StoreError::Corrupt(format!("audit node ({level}, {idx}) is not 32 bytes"))
                 })?;
@@ -181,20 +172,11 @@ impl Store {
 
     /// The newest signed tree head.
     pub async fn latest_head(&self) -> Result<Option<StoredHead>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT tree_size, root, timestamp, signature FROM audit_heads ORDER BY tree_size DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(StoredHead {
-                tree_size: r.try_get("tree_size")?,
-                root: r.try_get("root")?,
-                timestamp: r.try_get("timestamp")?,
-                signature: r.try_get("signature")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Stores a signed head (a concurrent replica may have stored one for
@@ -215,12 +197,11 @@ impl Store {
 
     /// Interim `audit_events` rows not yet moved into the log, oldest first.
     pub async fn legacy_audit_events(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
-        sqlx::query("SELECT at, kind, body FROM audit_events ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("at")?, r.try_get("kind")?, r.try_get("body")?)))
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT at, kind, body FROM audit_events ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Removes the interim rows once they are in the log.

@@ -3,15 +3,14 @@
 //! a [`GovernanceTx`] holding the `governance` lock, so two replicas
 //! counting ballots at once cannot both apply (or both miss) a proposal.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError, conflict_or};
 
 const THRESHOLD_SETTING: &str = "gov_threshold";
 
 /// A governance member.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct GovMember {
     /// Unique name.
     pub name: String,
@@ -22,7 +21,7 @@ pub struct GovMember {
 }
 
 /// A stored proposal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredProposal {
     /// Random id.
     pub id: String,
@@ -45,7 +44,7 @@ pub struct StoredProposal {
 }
 
 /// A ballot on a proposal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredBallot {
     /// The member.
     pub member: String,
@@ -56,7 +55,7 @@ pub struct StoredBallot {
 }
 
 /// A release policy in force.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredPolicy {
     /// The use case.
     pub use_case: String,
@@ -68,20 +67,6 @@ pub struct StoredPolicy {
     pub proposal_id: String,
     /// Unix ms.
     pub applied_at: i64,
-}
-
-fn proposal_from_row(row: &AnyRow) -> Result<StoredProposal, StoreError> {
-    Ok(StoredProposal {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        body: row.try_get("body")?,
-        digest: row.try_get("digest")?,
-        status: row.try_get("status")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        applied_at: row.try_get("applied_at")?,
-    })
 }
 
 const PROPOSAL_COLUMNS: &str =
@@ -106,14 +91,12 @@ impl Store {
 
     /// One proposal.
     pub async fn gov_proposal(&self, id: &str) -> Result<StoredProposal, StoreError> {
-        sqlx::query(&format!(
+        sqlx::query_as(&format!(
             "SELECT {PROPOSAL_COLUMNS} FROM gov_proposals WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|row| proposal_from_row(&row))
-        .transpose()?
         .ok_or_else(|| StoreError::NotFound(format!("proposal `{id}`")))
     }
 
@@ -124,7 +107,7 @@ impl Store {
     ) -> Result<Vec<StoredProposal>, StoreError> {
         let rows = match status {
             Some(status) => {
-                sqlx::query(&format!(
+                sqlx::query_as(&format!(
                     "SELECT {PROPOSAL_COLUMNS} FROM gov_proposals WHERE status = $1 \
                      ORDER BY created_at DESC, id"
                 ))
@@ -133,14 +116,14 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query(&format!(
+                sqlx::query_as(&format!(
                     "SELECT {PROPOSAL_COLUMNS} FROM gov_proposals ORDER BY created_at DESC, id"
                 ))
                 .fetch_all(&self.pool)
                 .await?
             }
         };
-        rows.iter().map(proposal_from_row).collect()
+        Ok(rows)
     }
 
     /// A proposal's ballots, oldest first.
@@ -150,23 +133,13 @@ impl Store {
 
     /// The release policy governance applied for a use case, if any.
     pub async fn release_policy(&self, use_case: &str) -> Result<Option<StoredPolicy>, StoreError> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT use_case, policy, digest, proposal_id, applied_at FROM release_policies \
              WHERE use_case = $1",
         )
         .bind(use_case)
         .fetch_optional(&self.pool)
-        .await?
-        .map(|row| {
-            Ok(StoredPolicy {
-                use_case: row.try_get("use_case")?,
-                policy: row.try_get("policy")?,
-                digest: row.try_get("digest")?,
-                proposal_id: row.try_get("proposal_id")?,
-                applied_at: row.try_get("applied_at")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Starts a transaction holding the governance lock.
@@ -184,40 +157,24 @@ async fn members_in<'e, E>(executor: E) -> Result<Vec<GovMember>, StoreError>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
-    sqlx::query("SELECT name, public_key, added_at FROM gov_members ORDER BY name")
-        .fetch_all(executor)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(GovMember {
-                name: row.try_get("name")?,
-                public_key: row.try_get("public_key")?,
-                added_at: row.try_get("added_at")?,
-            })
-        })
-        .collect()
+    Ok(
+        sqlx::query_as("SELECT name, public_key, added_at FROM gov_members ORDER BY name")
+            .fetch_all(executor)
+            .await?,
+    )
 }
 
 async fn ballots_in<'e, E>(executor: E, proposal_id: &str) -> Result<Vec<StoredBallot>, StoreError>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
-    sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT member, signature, created_at FROM gov_ballots WHERE proposal_id = $1 \
          ORDER BY created_at, member",
     )
     .bind(proposal_id)
     .fetch_all(executor)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(StoredBallot {
-            member: row.try_get("member")?,
-            signature: row.try_get("signature")?,
-            created_at: row.try_get("created_at")?,
-        })
-    })
-    .collect()
+    .await?)
 }
 
 /// A transaction holding the governance lock. Dropping it rolls back.
@@ -233,16 +190,17 @@ impl GovernanceTx {
 
     /// The threshold M.
     pub async fn threshold(&mut self) -> Result<Option<u32>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
-            .bind(THRESHOLD_SETTING)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|r| {
-            let v: String = r.try_get("value")?;
-            v.parse()
-                .map_err(|_| StoreError::Corrupt(format!("{THRESHOLD_SETTING} = {v}")))
-        })
-        .transpose()
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(THRESHOLD_SETTING)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        value
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("{THRESHOLD_SETTING} = {v}")))
+            })
+            .transpose()
     }
 
     /// Sets the threshold M.
@@ -305,14 +263,12 @@ impl GovernanceTx {
 
     /// One proposal, read under the lock.
     pub async fn proposal(&mut self, id: &str) -> Result<StoredProposal, StoreError> {
-        sqlx::query(&format!(
+        sqlx::query_as(&format!(
             "SELECT {PROPOSAL_COLUMNS} FROM gov_proposals WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&mut *self.tx)
         .await?
-        .map(|row| proposal_from_row(&row))
-        .transpose()?
         .ok_or_else(|| StoreError::NotFound(format!("proposal `{id}`")))
     }
 

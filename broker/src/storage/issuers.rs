@@ -1,11 +1,10 @@
+use super::columns::JsonText;
+use super::{Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
-use super::{Store, StoreError, conflict_or, from_json, to_json};
 
 /// A trusted issuer added through the admin API (configured issuers live in
 /// `keyferry.toml` and are not stored).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct StoredIssuer {
     /// Unique short name.
     pub name: String,
@@ -14,19 +13,10 @@ pub struct StoredIssuer {
     /// The exact `iss` URL; unique.
     pub issuer: String,
     /// The whole issuer entry as JSON (audience, algorithms, lifetimes…).
+    #[sqlx(try_from = "JsonText<serde_json::Value>")]
     pub document: serde_json::Value,
     /// Unix milliseconds.
     pub created_at: i64,
-}
-
-fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredIssuer, StoreError> {
-    Ok(StoredIssuer {
-        name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
-        issuer: row.try_get("issuer")?,
-        document: from_json("issuers.document", &row.try_get::<String, _>("document")?)?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 impl Store {
@@ -48,21 +38,17 @@ impl Store {
 
     /// Every stored issuer, by name.
     pub async fn issuers(&self) -> Result<Vec<StoredIssuer>, StoreError> {
-        sqlx::query("SELECT * FROM issuers ORDER BY name")
+        Ok(sqlx::query_as("SELECT * FROM issuers ORDER BY name")
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(from_row)
-            .collect()
+            .await?)
     }
 
     /// Removes an issuer by name; returns what was removed.
     pub async fn delete_issuer(&self, name: &str) -> Result<StoredIssuer, StoreError> {
-        let row = sqlx::query("DELETE FROM issuers WHERE name = $1 RETURNING *")
+        sqlx::query_as("DELETE FROM issuers WHERE name = $1 RETURNING *")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))?;
-        from_row(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))
     }
 }

@@ -2,8 +2,7 @@
 //! coordinator state the lifecycle needs: wrapped secrets, settings and
 //! sequence counters.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError, conflict_or};
 
@@ -20,7 +19,7 @@ pub mod status {
 
 /// One key: public parts, times (Unix ms) and signatures. Splits are in
 /// [`StoredSplit`]s.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct KeyRecord {
     /// UUID or sequence id.
     pub id: String,
@@ -53,7 +52,7 @@ pub struct KeyRecord {
 }
 
 /// A split wrapped by one KEK.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredSplit {
     /// The KEK.
     pub kek_uri: String,
@@ -69,23 +68,20 @@ impl std::fmt::Debug for StoredSplit {
     }
 }
 
-fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
-    Ok(KeyRecord {
-        id: row.try_get("id")?,
-        use_case: row.try_get("use_case")?,
-        status: row.try_get("status")?,
-        public_key: row.try_get("public_key")?,
-        public_keyset: row.try_get("public_keyset")?,
-        creation_time: row.try_get("creation_time")?,
-        activation_time: row.try_get("activation_time")?,
-        expiration_time: row.try_get("expiration_time")?,
-        ttl_time: row.try_get("ttl_time")?,
-        signature: row.try_get("signature")?,
-        peer_signature: row.try_get("peer_signature")?,
-        handover_attempts: row.try_get("handover_attempts")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+/// A pending key with its sealed handover payload.
+#[derive(sqlx::FromRow)]
+struct PendingHandover {
+    #[sqlx(flatten)]
+    key: KeyRecord,
+    handover: Vec<u8>,
+}
+
+/// A split with the key it belongs to.
+#[derive(sqlx::FromRow)]
+struct KeySplit {
+    key_id: String,
+    #[sqlx(flatten)]
+    split: StoredSplit,
 }
 
 const KEY_COLUMNS: &str = "id, use_case, status, public_key, public_keyset, creation_time, activation_time, \
@@ -140,20 +136,19 @@ pub struct KeyGenerationTx {
 impl KeyGenerationTx {
     /// Keys of `use_case` that are pending or active and expire after `horizon_ms`.
     pub async fn live_keys(&mut self, use_case: &str, horizon_ms: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) AS n FROM keys WHERE use_case = $1 AND status IN ('pending', 'active') \
              AND expiration_time > $2",
         )
         .bind(use_case)
         .bind(horizon_ms)
         .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(row.try_get("n")?)
+        .await?)
     }
 
     /// The next value of the use case's sequence counter (from 1).
     pub async fn next_sequence(&mut self, use_case: &str) -> Result<u64, StoreError> {
-        let row = sqlx::query(
+        let next: i64 = sqlx::query_scalar(
             "INSERT INTO key_sequences (use_case, next_value) VALUES ($1, 1) \
              ON CONFLICT (use_case) DO UPDATE SET next_value = key_sequences.next_value + 1 \
              RETURNING next_value",
@@ -161,7 +156,7 @@ impl KeyGenerationTx {
         .bind(use_case)
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok(u64::try_from(row.try_get::<i64, _>("next_value")?).unwrap_or(0))
+        Ok(u64::try_from(next).unwrap_or(0))
     }
 
     /// Stores a new key with its splits (and, on a Type-1, the sealed
@@ -207,25 +202,21 @@ impl Store {
 
     /// One key.
     pub async fn key(&self, id: &str) -> Result<KeyRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = $1"))
+        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("key `{id}`")))?;
-        key_from_row(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("key `{id}`")))
     }
 
     /// Every key of a use case (or all), newest first.
     pub async fn keys(&self, use_case: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
-        sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM keys WHERE ($1 IS NULL OR use_case = $1) ORDER BY creation_time DESC, id"
         ))
         .bind(use_case)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(key_from_row)
-        .collect()
+        .await?)
     }
 
     /// The published keys: active, activation <= now < expiration, newest
@@ -236,7 +227,7 @@ impl Store {
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM keys WHERE use_case = $1 AND status = 'active' \
              AND activation_time <= $2 AND expiration_time > $2 ORDER BY expiration_time DESC, id LIMIT $3"
         ))
@@ -244,10 +235,7 @@ impl Store {
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(key_from_row)
-        .collect()
+        .await?)
     }
 
     /// Pending keys whose next handover attempt is due, with their sealed
@@ -256,16 +244,17 @@ impl Store {
         &self,
         now_ms: i64,
     ) -> Result<Vec<(KeyRecord, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<PendingHandover> = sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS}, handover FROM keys WHERE status = 'pending' AND next_attempt_at <= $1 \
              AND handover IS NOT NULL ORDER BY creation_time, id"
         ))
         .bind(now_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| Ok((key_from_row(row)?, row.try_get("handover")?)))
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.key, row.handover))
+            .collect())
     }
 
     /// Marks a pending key active with the peer's signature; false if it was
@@ -321,7 +310,7 @@ impl Store {
         pending_cutoff_ms: i64,
     ) -> Result<Vec<(String, bool)>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
+        let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, status FROM keys WHERE ttl_time <= $1 OR (status = 'pending' AND creation_time <= $2)",
         )
         .bind(now_ms)
@@ -329,9 +318,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut purged = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let status: String = row.try_get("status")?;
+        for (id, status) in rows {
             sqlx::query("DELETE FROM key_splits WHERE key_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
@@ -355,7 +342,7 @@ impl Store {
         target_kek: &str,
         now_ms: i64,
     ) -> Result<Vec<(String, StoredSplit)>, StoreError> {
-        sqlx::query(
+        let rows: Vec<KeySplit> = sqlx::query_as(
             "SELECT s.key_id, s.kek_uri, s.ciphertext FROM key_splits s JOIN keys k ON k.id = s.key_id \
              WHERE s.kek_uri = $1 AND k.status <> 'revoked' AND k.ttl_time > $2 \
              AND NOT EXISTS (SELECT 1 FROM key_splits t WHERE t.key_id = s.key_id AND t.kek_uri = $3) \
@@ -365,18 +352,11 @@ impl Store {
         .bind(now_ms)
         .bind(target_kek)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("key_id")?,
-                StoredSplit {
-                    kek_uri: row.try_get("kek_uri")?,
-                    ciphertext: row.try_get("ciphertext")?,
-                },
-            ))
-        })
-        .collect()
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.key_id, row.split))
+            .collect())
     }
 
     /// Adds a split wrapped by one more KEK. Returns false when the key
@@ -404,33 +384,22 @@ impl Store {
 
     /// A key's wrapped splits.
     pub async fn splits(&self, key_id: &str) -> Result<Vec<StoredSplit>, StoreError> {
-        sqlx::query("SELECT kek_uri, ciphertext FROM key_splits WHERE key_id = $1 ORDER BY kek_uri")
-            .bind(key_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(StoredSplit {
-                    kek_uri: row.try_get("kek_uri")?,
-                    ciphertext: row.try_get("ciphertext")?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT kek_uri, ciphertext FROM key_splits WHERE key_id = $1 ORDER BY kek_uri",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A wrapped secret by name.
     pub async fn wrapped_secret(&self, name: &str) -> Result<Option<StoredSplit>, StoreError> {
-        let row = sqlx::query("SELECT kek_uri, ciphertext FROM wrapped_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(StoredSplit {
-                kek_uri: row.try_get("kek_uri")?,
-                ciphertext: row.try_get("ciphertext")?,
-            })
-        })
-        .transpose()
+        Ok(
+            sqlx::query_as("SELECT kek_uri, ciphertext FROM wrapped_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Stores a wrapped secret unless one of that name exists (another
@@ -456,11 +425,12 @@ impl Store {
 
     /// A setting.
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Sets a setting.

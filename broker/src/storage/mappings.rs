@@ -1,10 +1,9 @@
+use super::columns::{IntBool, JsonText};
+use super::{Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-
-use super::{Store, StoreError, conflict_or, from_json, to_json};
 
 /// A rule that maps one workload identity to an ad tech (DESIGN §3.4).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingRecord {
     /// Unique id (`m-…`).
@@ -18,10 +17,13 @@ pub struct MappingRecord {
     /// The exact `sub`.
     pub subject: String,
     /// Extra claim conditions, as a JSON array.
+    #[sqlx(try_from = "JsonText<serde_json::Value>")]
     pub conditions: serde_json::Value,
     /// Scopes granted.
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub scopes: Vec<String>,
     /// Disabled mappings never match.
+    #[sqlx(try_from = "IntBool")]
     pub enabled: bool,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -38,21 +40,13 @@ pub struct MappingFilter {
     pub issuer: Option<String>,
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<MappingRecord, StoreError> {
-    Ok(MappingRecord {
-        id: row.try_get("id")?,
-        adtech: row.try_get("adtech")?,
-        cloud: row.try_get("cloud")?,
-        issuer: row.try_get("issuer")?,
-        subject: row.try_get("subject")?,
-        conditions: from_json(
-            "mappings.conditions",
-            &row.try_get::<String, _>("conditions")?,
-        )?,
-        scopes: from_json("mappings.scopes", &row.try_get::<String, _>("scopes")?)?,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
-        created_at: row.try_get("created_at")?,
-    })
+/// A mapping with whether its ad tech is enabled.
+#[derive(sqlx::FromRow)]
+struct MappingWithAdtech {
+    #[sqlx(flatten)]
+    mapping: MappingRecord,
+    #[sqlx(try_from = "IntBool")]
+    adtech_enabled: bool,
 }
 
 impl Store {
@@ -81,15 +75,12 @@ impl Store {
         if !adtech_exists {
             return Err(StoreError::NotFound(format!("ad tech `{}`", m.adtech)));
         }
-        let existing =
-            sqlx::query("SELECT * FROM mappings WHERE issuer = $1 AND subject = $2 ORDER BY id")
+        let existing: Vec<MappingRecord> =
+            sqlx::query_as("SELECT * FROM mappings WHERE issuer = $1 AND subject = $2 ORDER BY id")
                 .bind(&m.issuer)
                 .bind(&m.subject)
                 .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(from_row)
-                .collect::<Result<Vec<_>, _>>()?;
+                .await?;
         check(&existing).map_err(StoreError::Conflict)?;
         sqlx::query(
             "INSERT INTO mappings (id, adtech, cloud, issuer, subject, conditions, scopes, enabled, created_at) \
@@ -119,7 +110,7 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> Result<Vec<(MappingRecord, bool)>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<MappingWithAdtech> = sqlx::query_as(
             "SELECT m.*, a.enabled AS adtech_enabled FROM mappings m JOIN adtechs a ON a.id = m.adtech \
              WHERE m.issuer = $1 AND m.subject = $2 ORDER BY m.id",
         )
@@ -127,20 +118,16 @@ impl Store {
         .bind(subject)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    from_row(row)?,
-                    row.try_get::<i64, _>("adtech_enabled")? != 0,
-                ))
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.mapping, row.adtech_enabled))
+            .collect())
     }
 
     /// Mappings matching the filter, oldest first.
     pub async fn mappings(&self, filter: &MappingFilter) -> Result<Vec<MappingRecord>, StoreError> {
         // `$n IS NULL OR col = $n` keeps one statement for every filter mix.
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM mappings \
              WHERE ($1 IS NULL OR adtech = $1) AND ($2 IS NULL OR cloud = $2) AND ($3 IS NULL OR issuer = $3) \
              ORDER BY created_at, id",
@@ -149,10 +136,7 @@ impl Store {
         .bind(filter.cloud.as_deref())
         .bind(filter.issuer.as_deref())
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+        .await?)
     }
 
     /// The candidates for a token: enabled mappings of enabled ad techs
@@ -162,7 +146,7 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> Result<Vec<MappingRecord>, StoreError> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT m.* FROM mappings m JOIN adtechs a ON a.id = m.adtech \
              WHERE m.issuer = $1 AND m.subject = $2 AND m.enabled = 1 AND a.enabled = 1 \
              ORDER BY m.id",
@@ -170,19 +154,15 @@ impl Store {
         .bind(issuer)
         .bind(subject)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+        .await?)
     }
 
     /// Removes a mapping; returns what was removed.
     pub async fn delete_mapping(&self, id: &str) -> Result<MappingRecord, StoreError> {
-        let row = sqlx::query("DELETE FROM mappings WHERE id = $1 RETURNING *")
+        sqlx::query_as("DELETE FROM mappings WHERE id = $1 RETURNING *")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mapping `{id}`")))?;
-        from_row(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("mapping `{id}`")))
     }
 }

@@ -16,6 +16,7 @@
 mod admin_tokens;
 mod adtechs;
 mod audit_log;
+mod columns;
 mod governance;
 mod issuers;
 mod keys;
@@ -81,7 +82,14 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e)
+        match e {
+            // A value that does not decode (bad JSON, a boolean that is
+            // neither 0 nor 1) was written by hand, not by this broker.
+            sqlx::Error::ColumnDecode { index, source } => {
+                StoreError::Corrupt(format!("column {index}: {source}"))
+            }
+            e => StoreError::Database(e),
+        }
     }
 }
 
@@ -91,10 +99,6 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
         _ => StoreError::Database(e),
     }
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 /// A handle to the database. Cloning is cheap (the pool is shared).
@@ -117,7 +121,7 @@ impl Store {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
             {
-                create_private_dir(dir).map_err(|e| {
+                crate::files::create_private_dir(dir).map_err(|e| {
                     StoreError::Database(sqlx::Error::Configuration(
                         format!("cannot create {}: {e}", dir.display()).into(),
                     ))
@@ -186,27 +190,9 @@ impl Store {
     }
 }
 
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serialising plain data structs and serde_json::Value cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
 #[cfg(test)]

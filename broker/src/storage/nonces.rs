@@ -1,5 +1,3 @@
-use sqlx::Row;
-
 use super::{Store, StoreError, conflict_or};
 
 /// What consuming a challenge nonce found.
@@ -32,13 +30,14 @@ impl Store {
         nonce: &[u8],
         now_ms: i64,
     ) -> Result<NonceOutcome, StoreError> {
-        let row = sqlx::query("DELETE FROM nonces WHERE nonce = $1 RETURNING expires_at")
-            .bind(nonce)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
+        let expires_at: Option<i64> =
+            sqlx::query_scalar("DELETE FROM nonces WHERE nonce = $1 RETURNING expires_at")
+                .bind(nonce)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match expires_at {
             None => NonceOutcome::Unknown,
-            Some(row) if row.try_get::<i64, _>("expires_at")? <= now_ms => NonceOutcome::Expired,
+            Some(at) if at <= now_ms => NonceOutcome::Expired,
             Some(_) => NonceOutcome::Consumed,
         })
     }

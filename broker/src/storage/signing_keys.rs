@@ -1,9 +1,9 @@
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError, conflict_or};
 
 /// A stored signing key of the broker's issuer; the private key is wrapped.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredSigningKey {
     /// RFC 7638 thumbprint.
     pub kid: String,
@@ -35,10 +35,11 @@ pub struct SigningKeysTx {
 impl Store {
     /// Every stored signing key, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY not_before, kid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(from_row).collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM signing_keys ORDER BY not_before, kid")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Starts a transaction that holds the signing-key lock until commit.
@@ -52,23 +53,14 @@ impl Store {
     }
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredSigningKey, StoreError> {
-    Ok(StoredSigningKey {
-        kid: row.try_get("kid")?,
-        created_at: row.try_get("created_at")?,
-        not_before: row.try_get("not_before")?,
-        kek_uri: row.try_get("kek_uri")?,
-        wrapped_key: row.try_get("wrapped_key")?,
-    })
-}
-
 impl SigningKeysTx {
     /// The stored keys, as seen inside the lock.
     pub async fn keys(&mut self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY not_before, kid")
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.iter().map(from_row).collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM signing_keys ORDER BY not_before, kid")
+                .fetch_all(&mut *self.tx)
+                .await?,
+        )
     }
 
     /// Adds a key.

@@ -329,7 +329,30 @@ async fn migrations_are_idempotent(store: &Store) {
     assert_eq!(store.adtech("acme").await.expect("get").id, "acme");
 }
 
+async fn a_hand_edited_column_reads_as_corrupt_not_as_a_default(store: &Store) {
+    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store.insert_adtech(&adtech("beta")).await.expect("insert");
+    // Rows are decoded through `FromRow` and the JSON/boolean column types:
+    // a value this broker never writes is refused with the column named.
+    sqlx::query("UPDATE adtechs SET sites = '[\"https://a.example\"' WHERE id = 'acme'")
+        .execute(&store.pool)
+        .await
+        .expect("edit");
+    sqlx::query("UPDATE adtechs SET enabled = 7 WHERE id = 'beta'")
+        .execute(&store.pool)
+        .await
+        .expect("edit");
+    for (id, column) in [("acme", "sites"), ("beta", "enabled")] {
+        match store.adtech(id).await {
+            Err(StoreError::Corrupt(message)) => assert!(message.contains(column), "{message}"),
+            other => panic!("{id}: expected Corrupt, got {other:?}"),
+        }
+    }
+    assert!(matches!(store.adtechs().await, Err(StoreError::Corrupt(_))));
+}
+
 crate::on_both_backends!(
+    a_hand_edited_column_reads_as_corrupt_not_as_a_default,
     adtechs_round_trip_and_refuse_duplicates,
     disabling_an_adtech_hides_its_mappings,
     mappings_filter_delete_and_need_an_adtech,
