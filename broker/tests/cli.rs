@@ -159,6 +159,67 @@ async fn serve_runs_on_its_defaults_logs_request_ids_and_stops_on_sigterm() {
     assert!(logs.contains("shutdown requested"), "{logs}");
 }
 
+#[tokio::test]
+async fn what_a_request_sends_reaches_the_logs_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("an operator's data directory");
+    let (child, base) = serve(&data, dir.path(), &[]);
+    test_support::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(client.get(format!("{base}/healthz")).send().await, Ok(r) if r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "not up at {base}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 40 requests with a 50 KB path and a 4 KB request id used to write
+    // 50 KB into each of their log lines.
+    let long_path = format!("/{}", "a".repeat(50_000));
+    let long_id = "i".repeat(4_000);
+    for _ in 0..40 {
+        let answered = client
+            .get(format!("{base}{long_path}"))
+            .header("x-request-id", &long_id)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answered.status(), 404);
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let longest = logs.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+    assert!(
+        !logs.contains(&long_id[..100]),
+        "the client's long id was logged"
+    );
+    let cut: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["span"]["path_len"] == 50_001)
+        .collect();
+    assert!(!cut.is_empty(), "the cut path's length is logged:\n{logs}");
+    assert_eq!(cut[0]["span"]["path"].as_str().map(str::len), Some(256));
+
+    // The database is the owner's only, although its directory existed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("keyferry.db"))
+            .expect("db")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_serve_publishes_keys_and_logs_no_secret() {
     use base64::Engine as _;

@@ -136,6 +136,67 @@ async fn every_response_carries_a_request_id_and_keeps_the_clients() {
 }
 
 #[tokio::test]
+async fn an_odd_or_long_request_id_is_replaced_by_the_brokers_own() {
+    let broker = start().await;
+    for odd in [
+        "x".repeat(65),
+        "has space".into(),
+        "new\u{7f}line".into(),
+        "{\"json\":1}".into(),
+    ] {
+        let Ok(value) = reqwest::header::HeaderValue::from_str(&odd) else {
+            continue;
+        };
+        let answered = client()
+            .get(format!("{}/healthz", broker.base))
+            .header("x-request-id", value)
+            .send()
+            .await
+            .expect("get");
+        let id = answered.headers()["x-request-id"].to_str().expect("ascii");
+        assert_eq!(id.len(), 36, "{odd:?} was replaced by a UUID, got {id}");
+    }
+}
+
+#[tokio::test]
+async fn made_up_methods_share_one_metric_label() {
+    let broker = start().await;
+    // Clients choose the method: each distinct one used to become a series
+    // kept forever (4,000 of 60 KB took the RSS to 550 MB).
+    let mut invented = Vec::new();
+    for i in 0..50 {
+        let name = format!("M{i}{}", "X".repeat(4096));
+        let method = reqwest::Method::from_bytes(name.as_bytes()).expect("a token");
+        client()
+            .request(method, format!("{}/healthz", broker.base))
+            .send()
+            .await
+            .expect("answered");
+        invented.push(name);
+    }
+    let text = client()
+        .get(format!("{}/metrics", broker.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.len() < 64 * 1024,
+        "/metrics grew to {} bytes",
+        text.len()
+    );
+    assert!(invented.iter().all(|m| !text.contains(&m[..8])));
+    let counted: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("keyferry_http_requests_total{method=\"other\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, 50, "{text}");
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let broker = start().await;
     for _ in 0..3 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -32,7 +32,7 @@ struct DecisionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -191,9 +191,15 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts every request and observes its latency. The route
-/// label is the matched pattern (`/v1/admin/adtechs/{id}`), never the raw
-/// path, so label cardinality stays bounded.
+/// Middleware: counts every request and observes its latency.
+///
+/// Every label has a fixed set of values, whatever the client sends: each
+/// new label set is a series kept for the life of the process (memory, and
+/// bytes in every `/metrics` answer), so a label copied from the request
+/// would let anyone grow the broker without bound. The route is the
+/// matched pattern (`/v1/admin/adtechs/{id}`), or `unmatched`, never the
+/// raw path; the method is one of [`method_label`]'s; the status is a
+/// number below 1000.
 pub(crate) async fn track(
     State(metrics): State<Arc<Metrics>>,
     req: Request,
@@ -203,13 +209,13 @@ pub(crate) async fn track(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     metrics
         .latency
         .get_or_create(&LatencyLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
         })
         .observe(started.elapsed().as_secs_f64());
@@ -222,6 +228,23 @@ pub(crate) async fn track(
         })
         .inc();
     response
+}
+
+/// The methods HTTP defines (RFC 9110 §9, and PATCH) by name; any other
+/// (clients may invent them) is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`

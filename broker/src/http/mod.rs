@@ -2,7 +2,7 @@
 //! wraps them in the middleware every request passes through.
 //!
 //! Middleware, outermost first: request id (set, or kept from the client's
-//! `x-request-id`), a tracing span carrying that id (so every log line of the
+//! `x-request-id` when it is short and plain), a tracing span carrying that id (so every log line of the
 //! request has it), metrics, error normalisation (framework-made errors such
 //! as 404/405/408/413 become problem+json), panic catching, the request
 //! timeout, and the body limit.
@@ -79,16 +79,61 @@ pub fn app(state: AppState) -> Router {
                 ),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id))
 }
 
-/// The span every log line of a request is recorded in.
+/// Longest `x-request-id` kept from a client.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Longest part of a request path written into log lines.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// A client's `x-request-id` is kept only if it is short and plain
+/// (`[A-Za-z0-9._:-]`, at most [`MAX_REQUEST_ID`]); otherwise it is
+/// dropped and the broker makes one. The id goes into every log line of the
+/// request and back in the response, so a long or odd one would multiply
+/// into the logs (and could forge log structure).
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let usable = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+    };
+    let values = req.headers().get_all(REQUEST_ID);
+    let keep = values.iter().count() == 1 && values.iter().all(usable);
+    if !keep {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// The span every log line of a request is recorded in. Its fields come
+/// from the client, so each is bounded: the request id by
+/// [`drop_unusable_request_id`], the path cut at [`MAX_LOGGED_PATH`] bytes
+/// (a URI path is ASCII), an unknown method logged as `other`.
 fn request_span(req: &Request) -> tracing::Span {
     let id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    let path = req.uri().path();
+    let (path, cut) = match path.get(..MAX_LOGGED_PATH) {
+        Some(head) if head.len() < path.len() => (head, path.len()),
+        _ => (path, 0),
+    };
+    let method = match req.method().as_str() {
+        m if m.len() <= 16 => m,
+        _ => "other",
+    };
+    if cut > 0 {
+        tracing::info_span!("request", request_id = %id, method, path, path_len = cut)
+    } else {
+        tracing::info_span!("request", request_id = %id, method, path)
+    }
 }
 
 async fn not_found() -> crate::Error {

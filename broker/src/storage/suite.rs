@@ -391,3 +391,36 @@ async fn sqlite_creates_its_directory_private() {
         assert_eq!(mode, 0o700);
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_file_is_private_even_in_an_existing_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    // The directory exists (an operator made it, 0755): only the file's own
+    // mode keeps the database private.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let file = dir.path().join("kf.db");
+    let store = Store::connect(&format!("sqlite://{}", file.display()), 1)
+        .await
+        .expect("connect");
+    store.insert_adtech(&adtech("acme")).await.expect("write");
+    assert_eq!(mode(&file), 0o600);
+    for side in ["kf.db-wal", "kf.db-shm"] {
+        let path = dir.path().join(side);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{side}");
+        }
+    }
+    store.close().await;
+
+    // A file an earlier version left readable by others is tightened.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = Store::connect(&format!("sqlite://{}", file.display()), 1)
+        .await
+        .expect("connect");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(store.adtech("acme").await.expect("kept").id, "acme");
+}
