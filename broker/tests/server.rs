@@ -196,6 +196,160 @@ async fn made_up_methods_share_one_metric_label() {
     assert_eq!(counted, 50, "{text}");
 }
 
+/// Reads until the server closes the connection; `None` if it is still
+/// open after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + within),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn address(broker: &Broker) -> String {
+    broker.base.trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let broker = Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|config| config.server.header_read_timeout = Duration::from_secs(1))
+        .start_sqlite()
+        .await;
+    // A slowloris client: a request line, then a header byte every 200 ms.
+    let mut slow = tokio::net::TcpStream::connect(address(&broker))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let trickle = tokio::spawn({
+        let mut writer = tokio::net::TcpStream::connect(address(&broker))
+            .await
+            .expect("connect");
+        async move {
+            writer
+                .write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+                .await
+                .ok()?;
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                writer.write_all(b"a").await.ok()?;
+            }
+            Some(())
+        }
+    });
+    let closed = closed_within(&mut slow, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "a connection that never finished its head is open after 5 s"
+    );
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), trickle)
+            .await
+            .expect("the trickle ends")
+            .expect("task"),
+        None,
+        "the trickling client's writes start failing once the server closes"
+    );
+    // A connection that sends nothing at all, and one idle after a response.
+    let mut idle = tokio::net::TcpStream::connect(address(&broker))
+        .await
+        .expect("connect");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    let mut kept_alive = tokio::net::TcpStream::connect(address(&broker))
+        .await
+        .expect("connect");
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut kept_alive, &mut response)
+        .await
+        .expect("answer");
+    assert_eq!(&response, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut kept_alive, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed_on_arrival() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|config| {
+            config.server.max_connections = 3;
+            config.server.header_read_timeout = Duration::from_secs(60);
+        })
+        .start_sqlite()
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(address(&broker))
+                .await
+                .expect("connect"),
+        );
+    }
+    // Let the server admit the three before the fourth arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut fourth = tokio::net::TcpStream::connect(address(&broker))
+        .await
+        .expect("connect");
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the fourth connection was served"
+    );
+    // One held connection goes: its slot serves the next client.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut next = tokio::net::TcpStream::connect(address(&broker))
+        .await
+        .expect("connect");
+    next.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    next.read_to_end(&mut answer).await.expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let value = |name: &str| -> u64 {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {answer}"))
+    };
+    // The harness's own client may hold a connection too: at least the
+    // fourth was refused, and never more than three were open.
+    assert!(
+        value("keyferry_http_connections_refused_total ") >= 1,
+        "{answer}"
+    );
+    assert!(value("keyferry_http_connections_open ") <= 3, "{answer}");
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let broker = start().await;

@@ -198,6 +198,15 @@ impl Config {
         if self.server.body_limit < 1024 {
             problem("server.body_limit", "must be at least 1024 bytes".into());
         }
+        if self.server.header_read_timeout < std::time::Duration::from_millis(100) {
+            problem(
+                "server.header_read_timeout",
+                "must be at least 100ms".into(),
+            );
+        }
+        if self.server.max_connections == 0 {
+            problem("server.max_connections", "must be at least 1".into());
+        }
         if self.server.request_timeout.is_zero() {
             problem("server.request_timeout", "must be longer than zero".into());
         }

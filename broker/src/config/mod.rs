@@ -155,6 +155,13 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened, or after its last response, is closed (slow clients and
+    /// idle keep-alive connections alike).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are closed on arrival.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -167,6 +174,8 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }

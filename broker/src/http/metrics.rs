@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -58,6 +59,17 @@ pub struct Metrics {
     token_decisions: Family<DecisionLabels, Counter>,
     kms: KmsMetrics,
     attestation_failures: Family<ReasonLabels, Counter>,
+    connections: ConnectionMetrics,
+}
+
+/// Open and refused connections (`server.max_connections`). Cloning shares
+/// the same series.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionMetrics {
+    /// Connections being served now.
+    pub open: Gauge,
+    /// Connections closed on arrival because the limit was reached.
+    pub refused: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -145,8 +157,20 @@ impl Metrics {
             "Refused attested releases by reason",
             attestation_failures.clone(),
         );
+        let connections = ConnectionMetrics::default();
+        registry.register(
+            "http_connections_open",
+            "Connections being served",
+            connections.open.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections closed on arrival: server.max_connections were open",
+            connections.refused.clone(),
+        );
         Metrics {
             attestation_failures,
+            connections,
             registry,
             requests,
             latency,
@@ -163,6 +187,11 @@ impl Metrics {
         self.attestation_failures
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// The connection metrics, for the server's connection limit.
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// The KMS call metrics, for [`crate::kek::MeteredKek`].

@@ -25,7 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use extract::{ApiJson, ApiQuery};
-pub use metrics::{KmsMetrics, Metrics};
+pub use metrics::{ConnectionMetrics, KmsMetrics, Metrics};
 
 use crate::error::Problem;
 use crate::state::AppState;

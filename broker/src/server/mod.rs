@@ -1,5 +1,6 @@
 //! Starting and stopping a broker: open storage and the storage KEK, bind,
 //! serve (plain or TLS) until SIGTERM/SIGINT, then drain in-flight requests.
+//! `connections`: the connection limit and the header-read timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +18,10 @@ use crate::lifecycle::KeyService;
 use crate::operator::AdminAuth;
 use crate::state::AppState;
 use crate::storage::Store;
+use connections::ConnectionLimit;
 use idp::RotationPolicy;
+
+mod connections;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -317,17 +321,33 @@ impl Server {
             _ => None,
         };
         let service = app(self.state.clone()).into_make_service();
+        let (max, header_read_timeout) = (server.max_connections, server.header_read_timeout);
+        let metrics = self.state.metrics.connections();
         match tls {
-            Some(tls) => axum_server::from_tcp_rustls(self.listener, tls)
-                .handle(self.handle)
-                .serve(service)
-                .await
-                .map_err(StartError::Serve),
-            None => axum_server::from_tcp(self.listener)
-                .handle(self.handle)
-                .serve(service)
-                .await
-                .map_err(StartError::Serve),
+            Some(tls) => {
+                // The limit runs before the TLS handshake: a refused
+                // connection costs no handshake.
+                let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls);
+                let limit = ConnectionLimit::new(tls, max, header_read_timeout, metrics);
+                let mut server = axum_server::from_tcp(self.listener).acceptor(limit);
+                connections::configure(server.http_builder(), header_read_timeout);
+                server
+                    .handle(self.handle)
+                    .serve(service)
+                    .await
+                    .map_err(StartError::Serve)
+            }
+            None => {
+                let plain = axum_server::accept::DefaultAcceptor;
+                let limit = ConnectionLimit::new(plain, max, header_read_timeout, metrics);
+                let mut server = axum_server::from_tcp(self.listener).acceptor(limit);
+                connections::configure(server.http_builder(), header_read_timeout);
+                server
+                    .handle(self.handle)
+                    .serve(service)
+                    .await
+                    .map_err(StartError::Serve)
+            }
         }
     }
 }
