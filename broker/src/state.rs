@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::distribution::Distribution;
 use crate::federation::{ExchangeState, Federation};
 use crate::governance::{Governance, GovernanceState};
-use crate::http::Metrics;
+use crate::http::{KekProbes, Metrics};
 use crate::issuer::Issuer;
 use crate::lifecycle::{KeyService, LifecycleState};
 use crate::operator::AdminAuth;
@@ -50,6 +50,8 @@ pub struct AppState {
     pub governance: Arc<Governance>,
     /// The key endpoints and attested release.
     pub distribution: Arc<Distribution>,
+    /// `/readyz`'s KEK probes, kept between calls.
+    pub kek_probes: Arc<KekProbes>,
 }
 
 impl AppState {

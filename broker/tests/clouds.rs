@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use cloud_adapters::KeyWrapper;
 use cloud_adapters::gcp::test_double::KmsDouble;
 use common::{Broker, Serve};
@@ -17,7 +19,7 @@ async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
     double.create_key(KEY);
     double.grant(KEY, "coordinator-a");
     double.issue_token("dev-token", "coordinator-a");
-    let broker = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double, Duration::ZERO).await;
     let (state, base) = (&broker.state, &broker.base);
 
     let client = reqwest::Client::new();
@@ -77,21 +79,60 @@ async fn split_a_is_wrapped_by_cloud_kms_and_readiness_reports_the_kek() {
     broker.shutdown();
 }
 
-/// A dev broker (embedded Type-2) whose GCP KEK is the Cloud KMS double.
-async fn broker_with_gcp(double: &KmsDouble) -> Broker {
-    Broker::builder()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probes_the_kms_once_per_interval_however_many_ask() {
+    let double = KmsDouble::start().await.expect("double");
+    double.create_key(KEY);
+    double.grant(KEY, "coordinator-a");
+    double.issue_token("dev-token", "coordinator-a");
+    // In process: no lifecycle task calls the KMS meanwhile.
+    let broker = gcp_builder(&double, Duration::from_secs(3600))
+        .serve(Serve::InProcess)
+        .start_sqlite()
+        .await;
+    let (status, body) = readyz(&broker.base).await;
+    assert_eq!(
+        (status, &body["checks"]["kek_gcp"]),
+        (200, &"ok".into()),
+        "{body}"
+    );
+    let after_first = double.kms_requests();
+
+    // Forty unauthenticated probes at once cost no KMS call: the first
+    // result is kept for the interval (each used to make one).
+    let mut probes = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let base = broker.base.clone();
+        probes.spawn(async move { readyz(&base).await.0 });
+    }
+    while let Some(status) = probes.join_next().await {
+        assert_eq!(status.expect("probe"), 200);
+    }
+    assert_eq!(double.kms_requests(), after_first);
+    broker.shutdown();
+}
+
+/// A dev broker (embedded Type-2) whose GCP KEK is the Cloud KMS double;
+/// `/readyz` reuses a good KEK probe for `readiness` (zero: probes each time).
+async fn broker_with_gcp(double: &KmsDouble, readiness: Duration) -> Broker {
+    gcp_builder(double, readiness)
         .serve(Serve::Server)
-        .tweak(|config| {
-            let mut gcp = CloudConfig::with_kek(format!("gcp-kms://{KEY}"));
-            gcp.endpoint = Some(double.endpoint().parse().expect("url"));
-            gcp.static_credentials = Some(StaticCredentials {
-                access_token: Some("dev-token".into()),
-                ..Default::default()
-            });
-            config.clouds.gcp = Some(gcp);
-        })
         .start_sqlite()
         .await
+}
+
+fn gcp_builder(double: &KmsDouble, readiness: Duration) -> common::BrokerBuilder<'static> {
+    let endpoint = double.endpoint();
+    Broker::builder().tweak(move |config| {
+        config.server.readiness_kek_interval = readiness;
+        let mut gcp = CloudConfig::with_kek(format!("gcp-kms://{KEY}"));
+        gcp.endpoint = Some(endpoint.parse().expect("url"));
+        gcp.static_credentials = Some(StaticCredentials {
+            access_token: Some("dev-token".into()),
+            ..Default::default()
+        });
+        config.clouds.gcp = Some(gcp);
+    })
 }
 
 async fn readyz(base: &str) -> (u16, serde_json::Value) {
@@ -127,7 +168,7 @@ async fn a_permanent_403_is_a_clear_error_and_leaves_no_partial_key() {
     double.grant(KEY, "coordinator-a");
     double.issue_token("dev-token", "coordinator-a");
     double.set_always_forbidden(true);
-    let broker = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double, Duration::ZERO).await;
     let (state, base) = (&broker.state, &broker.base);
 
     let error = state.keys.ensure_keys(None).await.expect_err("KMS refuses");
@@ -170,7 +211,7 @@ async fn generation_resumes_when_an_unavailable_kms_comes_back() {
     double.issue_token("dev-token", "coordinator-a");
     // Far more 503s than the adapter's retries: an outage, not a blip.
     double.fail_next(10_000, cloud_adapters::gcp::test_double::Fault::Unavailable);
-    let broker = broker_with_gcp(&double).await;
+    let broker = broker_with_gcp(&double, Duration::ZERO).await;
     let (state, base) = (&broker.state, &broker.base);
 
     assert!(state.keys.ensure_keys(None).await.is_err());

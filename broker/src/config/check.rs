@@ -204,6 +204,12 @@ impl Config {
                 "must be at least 100ms".into(),
             );
         }
+        if self.server.readiness_kek_interval > std::time::Duration::from_secs(3600) {
+            problem(
+                "server.readiness_kek_interval",
+                "at most 1h: readiness would hide a KEK failure for longer".into(),
+            );
+        }
         if self.server.max_connections == 0 {
             problem("server.max_connections", "must be at least 1".into());
         }

@@ -162,6 +162,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
+    /// How long `/readyz` reuses a good KEK probe (a KMS call each); a
+    /// failed one is retried after at most 5 s.
+    #[serde(with = "humantime_serde")]
+    pub readiness_kek_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +180,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            readiness_kek_interval: Duration::from_secs(30),
         }
     }
 }

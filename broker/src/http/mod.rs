@@ -25,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use extract::{ApiJson, ApiQuery};
+pub use health::KekProbes;
 pub use metrics::{ConnectionMetrics, KmsMetrics, Metrics};
 
 use crate::error::Problem;

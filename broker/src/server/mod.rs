@@ -169,8 +169,14 @@ pub async fn build_state_with(
             cloud_keks: cloud_keks.clone(),
         },
     )?);
+    let kek_probes = Arc::new(crate::http::KekProbes::new(
+        storage_kek.clone(),
+        cloud_keks.clone(),
+        config.server.readiness_kek_interval,
+    ));
     Ok(AppState {
         distribution,
+        kek_probes,
         governance,
         config: Arc::new(config),
         audit,
