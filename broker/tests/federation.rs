@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Broker, Db, Serve};
 use keyferry::config::{Config, IssuerKind};
@@ -603,6 +603,52 @@ async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
         .token(json!({"sub": "998877665544332211009", "aud": AUDIENCE}))
         .await;
     assert_eq!(env.exchange(&other).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_audited_within_a_budget_and_counted() {
+    let broker = Broker::builder()
+        .tweak(|config| config.federation.audited_refusals_per_minute = 20)
+        .start_sqlite()
+        .await;
+    let client = reqwest::Client::new();
+    for _ in 0..120 {
+        let response = client
+            .post(format!("{}/v1/token", broker.base))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 400);
+    }
+    // 120 anonymous refusals used to be 120 permanent entries.
+    let one_by_one = broker.audit_of_kind("token.exchange").await;
+    assert_eq!(one_by_one.len(), 20);
+    assert!(broker.audit_of_kind("token.refusals").await.is_empty());
+
+    // When the minute ends the rest are one counted entry.
+    broker.clock().advance(Duration::from_secs(61));
+    let now_ms = broker.state.now_ms();
+    broker
+        .state
+        .federation
+        .housekeeping(broker.state.audit.as_ref(), now_ms)
+        .await;
+    let counted = broker.audit_of_kind("token.refusals").await;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    let details = &counted[0]["details"];
+    assert_eq!(details["reason"], "unsupported_grant_type");
+    assert_eq!(details["count"], 100);
+    assert_eq!(counted[0]["actor"], "workload");
+
+    // Every refusal is in the metrics.
+    let metrics = broker.state.metrics.render();
+    assert!(
+        metrics.contains(
+            "keyferry_token_decisions_total{decision=\"deny\",reason=\"unsupported_grant_type\"} 120"
+        ),
+        "{metrics}"
+    );
 }
 
 keyferry::on_both_backends!(

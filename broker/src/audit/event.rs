@@ -44,6 +44,9 @@ macro_rules! event_kinds {
 event_kinds! {
     /// `POST /v1/token` allowed or denied (`details.decision`).
     TokenExchange => "token.exchange",
+    /// Refused exchanges beyond the audited budget of a minute, counted per
+    /// source (reason, claimed issuer).
+    TokenRefusals => "token.refusals",
     /// A trusted issuer was added through the admin API.
     IssuerAdded => "issuer.added",
     /// A trusted issuer was removed.

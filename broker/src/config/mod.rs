@@ -279,6 +279,9 @@ pub struct FederationConfig {
     /// Exchanges allowed per workload identity (issuer and subject) per
     /// minute; more get 429 with `Retry-After`.
     pub rate_limit_per_minute: u32,
+    /// Refused exchanges audited one by one per minute; the rest are
+    /// counted per source into one entry each at the minute's end.
+    pub audited_refusals_per_minute: u32,
 }
 
 impl Default for FederationConfig {
@@ -287,6 +290,7 @@ impl Default for FederationConfig {
             token_ttl: Duration::from_secs(3600),
             audiences: Vec::new(),
             rate_limit_per_minute: 60,
+            audited_refusals_per_minute: 100,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! [`idp::IssuerRegistry`] that the validator reads on every request.
 
 mod credential;
+mod refusals;
 mod token;
 
 use std::collections::HashSet;
@@ -25,11 +26,12 @@ use idp::{Clock, IssuerConfig, IssuerRegistry, JwksCache, JwksPolicy, TokenValid
 
 pub use credential::{Caller, CredentialError, KeysRead, KeysRelease, RequiredScope};
 
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditEvent};
 use crate::config::Config;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
 use crate::storage::Store;
+use refusals::Refusals;
 
 /// Why the federation service could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,7 @@ pub struct Federation {
     audiences: Vec<String>,
     token_ttl: Duration,
     limiter: DefaultKeyedRateLimiter<(String, String)>,
+    refusals: Refusals,
 }
 
 impl std::fmt::Debug for Federation {
@@ -111,6 +114,7 @@ impl Federation {
             audiences,
             token_ttl: config.federation.token_ttl,
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            refusals: Refusals::new(config.federation.audited_refusals_per_minute),
         }))
     }
 
@@ -130,11 +134,42 @@ impl Federation {
         self.validator.remove_issuer(issuer_url);
     }
 
-    /// Drops rate-limit state of identities not seen for a while, so the
-    /// limiter's memory follows the active population.
-    pub fn housekeeping(&self) {
+    /// Once a minute: drops rate-limit state of identities not seen for a
+    /// while, so the limiter's memory follows the active population, and
+    /// writes the counts of refusals of a minute that ended.
+    pub async fn housekeeping(&self, audit: &dyn Audit, now_ms: i64) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+        record_counts(audit, now_ms, self.refusals.ended(now_ms)).await;
+    }
+
+    /// Runs [`Federation::housekeeping`] every minute.
+    pub fn spawn_housekeeping(
+        self: &Arc<Self>,
+        audit: Arc<dyn Audit>,
+        clock: Arc<dyn Clock>,
+    ) -> tokio::task::JoinHandle<()> {
+        let federation = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                federation
+                    .housekeeping(audit.as_ref(), crate::time::unix_ms(clock.now()))
+                    .await;
+            }
+        })
+    }
+}
+
+/// Writes refusal counts; one that cannot be written is logged instead
+/// (its request was answered long ago).
+async fn record_counts(audit: &dyn Audit, now_ms: i64, counts: Vec<AuditEvent>) {
+    for event in counts {
+        let details = event.details.clone();
+        if let Err(e) = audit.record(now_ms, event).await {
+            tracing::error!(error = %e, %details, "cannot record refusal counts");
+        }
     }
 }
 

@@ -152,6 +152,18 @@ pub(super) async fn exchange(
         Err(denial) => {
             let (issuer, subject) = claimed.map_or((None, None), |c| (c.iss, c.sub));
             state.metrics.token_decision("deny", denial.reason);
+            let now_ms = unix_ms(state.clock.now());
+            // Anyone can be refused: only a budget of refusals is audited
+            // one by one, the rest are counted (`refusals.rs`).
+            let admission =
+                state
+                    .federation
+                    .refusals
+                    .admit(now_ms, denial.reason, issuer.as_deref());
+            super::record_counts(state.audit.as_ref(), now_ms, admission.ended).await;
+            if !admission.audit_it {
+                return denial.error.into_response();
+            }
             tracing::info!(reason = denial.reason, issuer = ?issuer, subject = ?subject, "token exchange denied");
             let event = AuditEvent::new(
                 EventKind::TokenExchange,
@@ -163,7 +175,7 @@ pub(super) async fn exchange(
                     "claimedSubject": subject,
                 }),
             );
-            if let Err(e) = state.audit.record(unix_ms(state.clock.now()), event).await {
+            if let Err(e) = state.audit.record(now_ms, event).await {
                 return unavailable(&e);
             }
             denial.error.into_response()

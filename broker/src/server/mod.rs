@@ -305,9 +305,14 @@ impl Server {
             });
             let lifecycle = self.state.keys.spawn();
             let heads = self.state.audit_log.spawn_head_signer();
+            let housekeeping = self
+                .state
+                .federation
+                .spawn_housekeeping(self.state.audit.clone(), self.state.clock.clone());
             let result = self.serve_http().await;
             lifecycle.abort();
             heads.abort();
+            housekeeping.abort();
             if let Some((handle, task)) = peer {
                 handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                 let _ = task.await;
