@@ -288,6 +288,34 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     );
     expected.push("nonce_unknown");
 
+    // A nonce issued to another ad tech's credential is not this one's,
+    // and stays usable by its owner.
+    setup.broker.insert_adtech("adtech-3", &[USE_CASE]).await;
+    let owner = Workload {
+        setup: &setup,
+        tee: RecipientKey::generate(),
+        token: credential(
+            &setup.broker,
+            IssuerKind::Aws,
+            "adtech-3",
+            Duration::from_secs(600),
+        ),
+    };
+    let nonce = owner.nonce().await;
+    let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
+    assert_eq!(
+        (status, attestation_reason(&body)),
+        (403, ("ATTESTATION_FAILED", "nonce_not_yours"))
+    );
+    expected.push("nonce_not_yours");
+    assert_eq!(
+        owner
+            .release(&nonce, owner.evidence(&nonce, |_| {}))
+            .await
+            .0,
+        200
+    );
+
     // An expired nonce.
     let nonce = w.nonce().await;
     setup.broker.clock().advance(Duration::from_secs(301));

@@ -13,6 +13,7 @@ use wire::ChallengeResponse;
 
 use super::{Distribution, KeyApiError};
 use crate::federation::{Caller, KeysRelease};
+use crate::storage::NonceOwner;
 
 /// How long a nonce may wait for its release request.
 pub(super) const NONCE_LIFETIME_SECS: i64 = 300;
@@ -29,7 +30,14 @@ pub(super) async fn challenge(
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let expires_at = service.now_ms() + NONCE_LIFETIME_SECS * 1000;
-    service.store.insert_nonce(&nonce, expires_at).await?;
+    let owner = NonceOwner {
+        adtech: caller.credential.adtech(),
+        subject: caller.credential.sub(),
+    };
+    service
+        .store
+        .insert_nonce(&nonce, owner, expires_at)
+        .await?;
     Ok(Json(ChallengeResponse {
         nonce: B64.encode(nonce),
         expires_in: NONCE_LIFETIME_SECS,

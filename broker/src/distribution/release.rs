@@ -33,7 +33,7 @@ use super::{Distribution, KeyAccess, KeyApiError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::config::{Config, UnwrapMode};
 use crate::federation::{Caller, CredentialError, KeysRelease};
-use crate::storage::{KeyRecord, NonceOutcome, Store};
+use crate::storage::{KeyRecord, NonceOutcome, NonceOwner, Store};
 
 /// Most key ids one release may name.
 const MAX_KEY_IDS: usize = 100;
@@ -352,12 +352,26 @@ async fn release_checked(
         claims: Some(claims.clone()),
     };
 
-    match service.store.consume_nonce(&nonce, service.now_ms()).await {
+    let owner = NonceOwner {
+        adtech: credential.adtech(),
+        subject: credential.sub(),
+    };
+    match service
+        .store
+        .consume_nonce(&nonce, owner, service.now_ms())
+        .await
+    {
         Ok(NonceOutcome::Consumed) => {}
         Ok(NonceOutcome::Expired) => {
             return Err(with_claims(KeyApiError::AttestationFailed {
                 reason: "nonce_expired",
                 message: "the challenge nonce expired; ask for a new one".into(),
+            }));
+        }
+        Ok(NonceOutcome::OtherOwner) => {
+            return Err(with_claims(KeyApiError::AttestationFailed {
+                reason: "nonce_not_yours",
+                message: "the nonce was issued to another credential".into(),
             }));
         }
         Ok(NonceOutcome::Unknown) => {

@@ -37,7 +37,7 @@ pub use governance::{GovMember, GovernanceTx, StoredBallot, StoredPolicy, Stored
 pub use issuers::StoredIssuer;
 pub use keys::{KeyGenerationTx, KeyRecord, StoredSplit, status};
 pub use mappings::{MappingFilter, MappingRecord};
-pub use nonces::NonceOutcome;
+pub use nonces::{NonceOutcome, NonceOwner};
 pub use signing_keys::{SigningKeysTx, StoredSigningKey};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

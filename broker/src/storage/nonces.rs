@@ -9,32 +9,68 @@ pub enum NonceOutcome {
     Expired,
     /// Never issued, or already consumed: a replay.
     Unknown,
+    /// Issued to another credential; left in place for its owner.
+    OtherOwner,
+}
+
+/// Whom a nonce was issued to: the credential's `sub` and ad tech.
+#[derive(Clone, Copy, Debug)]
+pub struct NonceOwner<'a> {
+    /// The ad tech of the credential.
+    pub adtech: &'a str,
+    /// The credential's `sub`.
+    pub subject: &'a str,
 }
 
 impl Store {
-    /// Records a freshly issued nonce.
-    pub async fn insert_nonce(&self, nonce: &[u8], expires_at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2)")
-            .bind(nonce)
-            .bind(expires_at_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or(e, || "nonce".to_owned()))?;
+    /// Records a freshly issued nonce and whom it was issued to.
+    pub async fn insert_nonce(
+        &self,
+        nonce: &[u8],
+        owner: NonceOwner<'_>,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nonces (nonce, expires_at, adtech, subject) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(nonce)
+        .bind(expires_at_ms)
+        .bind(owner.adtech)
+        .bind(owner.subject)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || "nonce".to_owned()))?;
         Ok(())
     }
 
-    /// Uses a nonce up. One statement, so of two replicas consuming the same
-    /// nonce at once exactly one sees `Consumed`.
+    /// Uses a nonce up, if `owner` is whom it was issued to. One statement,
+    /// so of two replicas consuming the same nonce at once exactly one sees
+    /// `Consumed`. A nonce presented by another credential stays for its
+    /// owner: whoever saw it cannot burn it.
     pub async fn consume_nonce(
         &self,
         nonce: &[u8],
+        owner: NonceOwner<'_>,
         now_ms: i64,
     ) -> Result<NonceOutcome, StoreError> {
-        let expires_at: Option<i64> =
-            sqlx::query_scalar("DELETE FROM nonces WHERE nonce = $1 RETURNING expires_at")
-                .bind(nonce)
-                .fetch_optional(&self.pool)
-                .await?;
+        let expires_at: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM nonces WHERE nonce = $1 AND adtech = $2 AND subject = $3 RETURNING expires_at",
+        )
+        .bind(nonce)
+        .bind(owner.adtech)
+        .bind(owner.subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        if expires_at.is_none() {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT expires_at FROM nonces WHERE nonce = $1")
+                    .bind(nonce)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if exists.is_some() {
+                return Ok(NonceOutcome::OtherOwner);
+            }
+        }
         Ok(match expires_at {
             None => NonceOutcome::Unknown,
             Some(at) if at <= now_ms => NonceOutcome::Expired,

@@ -224,54 +224,103 @@ async fn issuers_round_trip_and_refuse_duplicates(store: &Store) {
     assert!(store.issuers().await.expect("list").is_empty());
 }
 
+const OWNER: NonceOwner<'static> = NonceOwner {
+    adtech: "acme",
+    subject: "adtech:acme",
+};
+
 async fn a_nonce_is_consumed_once(store: &Store) {
     store
-        .insert_nonce(b"nonce-1", 10_000)
+        .insert_nonce(b"nonce-1", OWNER, 10_000)
         .await
         .expect("insert");
     store
-        .insert_nonce(b"nonce-2", 10_000)
+        .insert_nonce(b"nonce-2", OWNER, 10_000)
         .await
         .expect("insert");
     assert!(matches!(
-        store.insert_nonce(b"nonce-1", 10_000).await,
+        store.insert_nonce(b"nonce-1", OWNER, 10_000).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
         store
-            .consume_nonce(b"nonce-1", 9_999)
+            .consume_nonce(b"nonce-1", OWNER, 9_999)
             .await
             .expect("consume"),
         NonceOutcome::Consumed
     );
     assert_eq!(
         store
-            .consume_nonce(b"nonce-1", 9_999)
+            .consume_nonce(b"nonce-1", OWNER, 9_999)
             .await
             .expect("consume"),
         NonceOutcome::Unknown
     );
     assert_eq!(
         store
-            .consume_nonce(b"nonce-2", 10_000)
+            .consume_nonce(b"nonce-2", OWNER, 10_000)
             .await
             .expect("consume"),
         NonceOutcome::Expired
     );
     assert_eq!(
-        store.consume_nonce(b"never", 0).await.expect("consume"),
+        store
+            .consume_nonce(b"never", OWNER, 0)
+            .await
+            .expect("consume"),
         NonceOutcome::Unknown
+    );
+}
+
+async fn a_nonce_is_consumed_only_by_its_owner(store: &Store) {
+    store
+        .insert_nonce(b"mine", OWNER, 10_000)
+        .await
+        .expect("insert");
+    for other in [
+        NonceOwner {
+            adtech: "beta",
+            subject: OWNER.subject,
+        },
+        NonceOwner {
+            adtech: OWNER.adtech,
+            subject: "adtech:beta",
+        },
+    ] {
+        assert_eq!(
+            store
+                .consume_nonce(b"mine", other, 0)
+                .await
+                .expect("consume"),
+            NonceOutcome::OtherOwner
+        );
+    }
+    // Still there for its owner: another caller cannot burn it.
+    assert_eq!(
+        store
+            .consume_nonce(b"mine", OWNER, 0)
+            .await
+            .expect("consume"),
+        NonceOutcome::Consumed
     );
 }
 
 async fn concurrent_consumers_of_one_nonce_have_one_winner(store: &Store) {
     for round in 0..5u8 {
         let nonce = [round; 32];
-        store.insert_nonce(&nonce, i64::MAX).await.expect("insert");
+        store
+            .insert_nonce(&nonce, OWNER, i64::MAX)
+            .await
+            .expect("insert");
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.consume_nonce(&nonce, 0).await.expect("consume") })
+                tokio::spawn(async move {
+                    store
+                        .consume_nonce(&nonce, OWNER, 0)
+                        .await
+                        .expect("consume")
+                })
             })
             .collect();
         let mut consumed = 0;
@@ -285,11 +334,20 @@ async fn concurrent_consumers_of_one_nonce_have_one_winner(store: &Store) {
 }
 
 async fn expired_nonces_are_purged(store: &Store) {
-    store.insert_nonce(b"old", 100).await.expect("insert");
-    store.insert_nonce(b"new", 300).await.expect("insert");
+    store
+        .insert_nonce(b"old", OWNER, 100)
+        .await
+        .expect("insert");
+    store
+        .insert_nonce(b"new", OWNER, 300)
+        .await
+        .expect("insert");
     assert_eq!(store.purge_expired_nonces(200).await.expect("purge"), 1);
     assert_eq!(
-        store.consume_nonce(b"new", 200).await.expect("consume"),
+        store
+            .consume_nonce(b"new", OWNER, 200)
+            .await
+            .expect("consume"),
         NonceOutcome::Consumed
     );
 }
@@ -358,6 +416,7 @@ crate::on_both_backends!(
     mappings_filter_delete_and_need_an_adtech,
     issuers_round_trip_and_refuse_duplicates,
     a_nonce_is_consumed_once,
+    a_nonce_is_consumed_only_by_its_owner,
     concurrent_consumers_of_one_nonce_have_one_winner,
     expired_nonces_are_purged,
     migrations_are_idempotent,
