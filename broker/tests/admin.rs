@@ -361,10 +361,23 @@ async fn onboarding_validation_errors_name_the_field(db: Db) {
         status, 409,
         "configured issuers are removed in keyferry.toml"
     );
+    let eks_identity = json!({"cloud": "aws", "issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/ABC",
+                              "subject": "system:serviceaccount:default:bidding-server"});
+    let (status, _, added) = post("/v1/admin/adtechs/acme/identities", eks_identity).await;
+    assert_eq!(status, 201, "{added}");
     let (status, _, _) = env
         .call_with_headers(Method::DELETE, "/v1/admin/issuers/eks", Some(&token), None)
         .await;
     assert_eq!(status, 200);
+    // Its mappings went with it (audited), so trusting the URL again
+    // would revive none of them.
+    let removed = env.audit_of_kind("mapping.removed").await;
+    let by_issuer: Vec<&Value> = removed
+        .iter()
+        .filter(|e| e["details"]["because"] == "issuer removed")
+        .collect();
+    assert_eq!(by_issuer.len(), 1, "{removed:?}");
+    assert_eq!(by_issuer[0]["details"]["id"], added["id"]);
     let (status, _, body) = env
         .call_with_headers(
             Method::GET,

@@ -471,6 +471,47 @@ async fn enabling_a_cloud_rewraps_live_keys_from_the_storage_copy() {
     assert_eq!(broker.audit_of_kind("key.rewrapped").await.len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_stops_working_when_its_mapping_is_removed() {
+    let Some(broker) = broker(Db::Sqlite).await else {
+        return;
+    };
+    key(
+        &broker,
+        "k-1",
+        OPEN,
+        "active",
+        Duration::from_secs(60),
+        b"split-a-bytes-32-long-xxxxxxxxxx",
+        &["aws"],
+    )
+    .await;
+    let aws = credential(&broker, "adtech-1", IssuerKind::Aws, &["keys:read"]);
+    let fetch = || broker.call(Method::GET, "/v1alpha/encryptionKeys/k-1", Some(&aws), None);
+    assert_eq!(fetch().await.0, 200);
+
+    // The credential is valid for ten more minutes, but its mapping is gone:
+    // it used to keep working until it expired.
+    broker
+        .state
+        .store
+        .delete_mapping("m-adtech-1")
+        .await
+        .expect("delete");
+    let (status, body) = fetch().await;
+    assert_eq!(
+        (status, reason(&body)),
+        (403, "PERMISSION_DENIED"),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mapping")),
+        "{body}"
+    );
+}
+
 keyferry::on_both_backends!(
     db:
     a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape,

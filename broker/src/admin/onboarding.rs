@@ -122,15 +122,20 @@ pub(super) async fn remove_issuer(
             "issuer `{name}` is configured in keyferry.toml; remove it there"
         )));
     }
-    let removed = state.store.delete_issuer(&name).await?;
+    let (removed, mappings) = state.store.delete_issuer(&name).await?;
     state.federation.remove_issuer(&removed.issuer);
     audit(
         &state,
         EventKind::IssuerRemoved,
         &operator.actor,
-        json!({ "name": name, "issuer": removed.issuer }),
+        json!({ "name": name, "issuer": removed.issuer, "mappingsRemoved": mappings.len() }),
     )
     .await?;
+    for mapping in mappings {
+        let mut details = to_value(&IdentityMapping::from(mapping));
+        details["because"] = json!("issuer removed");
+        audit(&state, EventKind::MappingRemoved, &operator.actor, details).await?;
+    }
     Ok(Json(to_value(&Removed {
         removed: removed.document,
     })))

@@ -123,6 +123,21 @@ impl KeyAccess {
         if !adtech.enabled || !adtech.use_cases.contains(&use_case.name) {
             return Err(denied());
         }
+        // The credential outlives its mapping (up to its TTL): check on each
+        // use that an enabled mapping still gives this identity this ad tech.
+        // Removing a mapping, or its issuer (which removes its mappings),
+        // stops the credential at its next request.
+        let live = service
+            .store
+            .active_mappings_for(credential.src_iss(), credential.src_sub())
+            .await?
+            .iter()
+            .any(|m| m.adtech == adtech.id);
+        if !live {
+            return Err(KeyApiError::PermissionDenied(
+                "the identity mapping that issued this credential was removed or disabled".into(),
+            ));
+        }
         let cloud_name = credential.cloud().as_str();
         let cloud = service
             .clouds

@@ -1,5 +1,5 @@
 use super::columns::JsonText;
-use super::{Store, StoreError, conflict_or, to_json};
+use super::{MappingRecord, Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
 
 /// A trusted issuer added through the admin API (configured issuers live in
@@ -43,12 +43,26 @@ impl Store {
             .await?)
     }
 
-    /// Removes an issuer by name; returns what was removed.
-    pub async fn delete_issuer(&self, name: &str) -> Result<StoredIssuer, StoreError> {
-        sqlx::query_as("DELETE FROM issuers WHERE name = $1 RETURNING *")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))
+    /// Removes an issuer by name and, in the same transaction, every
+    /// mapping of its identities: a removed issuer's mappings must not come
+    /// back if an issuer of the same URL is trusted again. Returns what was
+    /// removed.
+    pub async fn delete_issuer(
+        &self,
+        name: &str,
+    ) -> Result<(StoredIssuer, Vec<MappingRecord>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let issuer: StoredIssuer =
+            sqlx::query_as("DELETE FROM issuers WHERE name = $1 RETURNING *")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))?;
+        let mappings = sqlx::query_as("DELETE FROM mappings WHERE issuer = $1 RETURNING *")
+            .bind(&issuer.issuer)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((issuer, mappings))
     }
 }

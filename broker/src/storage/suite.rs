@@ -217,11 +217,31 @@ async fn issuers_round_trip_and_refuse_duplicates(store: &Store) {
         store.issuers().await.expect("list"),
         std::slice::from_ref(&issuer)
     );
-    assert_eq!(
-        store.delete_issuer("eks-prod").await.expect("delete"),
-        issuer
-    );
+    // Its mappings go with it, so trusting the URL again revives none.
+    store.insert_adtech(&adtech("acme")).await.expect("adtech");
+    let mut of_issuer = mapping("m-1", "acme", "system:serviceaccount:ns:sa");
+    of_issuer.issuer = issuer.issuer.clone();
+    store
+        .insert_mapping(&of_issuer, 0, |_| Ok(()))
+        .await
+        .expect("mapping");
+    let other = mapping("m-2", "acme", "system:serviceaccount:ns:other");
+    store
+        .insert_mapping(&other, 0, |_| Ok(()))
+        .await
+        .expect("mapping");
+    let (removed, mappings) = store.delete_issuer("eks-prod").await.expect("delete");
+    assert_eq!(removed, issuer);
+    assert_eq!(mappings, vec![of_issuer]);
     assert!(store.issuers().await.expect("list").is_empty());
+    let left = store
+        .mappings(&MappingFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        left.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m-2"]
+    );
 }
 
 const OWNER: NonceOwner<'static> = NonceOwner {

@@ -97,6 +97,10 @@ fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntr
     }
 }
 
+/// The workload identity (issuer, subject) of [`Broker::credential`]'s
+/// credentials, mapped by [`Broker::insert_adtech`].
+pub const CREDENTIAL_SOURCE: (&str, &str) = ("https://idp.example", "workload-1");
+
 /// What [`Broker::builder`] returns. The configuration is built in this
 /// order: the dev default (or [`BrokerBuilder::config`]); the data
 /// directory and database; for [`Serve::InProcess`] the public URL of the
@@ -545,8 +549,34 @@ impl Broker {
             .await
     }
 
-    /// Onboards ad tech `id` for `use_cases` straight into the store.
+    /// Onboards ad tech `id` for `use_cases` straight into the store, with
+    /// the identity mapping (`m-<id>`) of the workload that
+    /// [`Broker::credential`] names, so its credentials stay live.
     pub async fn insert_adtech(&self, id: &str, use_cases: &[&str]) {
+        self.insert_adtech_only(id, use_cases).await;
+        self.state
+            .store
+            .insert_mapping(
+                &keyferry::storage::MappingRecord {
+                    id: format!("m-{id}"),
+                    adtech: id.into(),
+                    cloud: "oidc".into(),
+                    issuer: CREDENTIAL_SOURCE.0.into(),
+                    subject: CREDENTIAL_SOURCE.1.into(),
+                    conditions: serde_json::json!([]),
+                    scopes: vec!["keys:read".into(), "keys:release".into()],
+                    enabled: true,
+                    created_at: self.state.now_ms(),
+                },
+                self.state.now_ms(),
+                |_| Ok(()),
+            )
+            .await
+            .expect("mapping");
+    }
+
+    /// Onboards ad tech `id` without any identity mapping.
+    pub async fn insert_adtech_only(&self, id: &str, use_cases: &[&str]) {
         let now = self.state.now_ms();
         self.state
             .store
@@ -582,8 +612,8 @@ impl Broker {
                     audience: issuer.issuer().to_owned(),
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     cloud,
-                    src_iss: "https://idp.example".into(),
-                    src_sub: "workload-1".into(),
+                    src_iss: CREDENTIAL_SOURCE.0.into(),
+                    src_sub: CREDENTIAL_SOURCE.1.into(),
                     ttl,
                 }
                 .into(),
