@@ -297,31 +297,21 @@ pub(crate) fn decode_certs(input: &[u8]) -> Result<Vec<Cert>, Error> {
 
 /// Finds every `-----BEGIN X-----` … `-----END X-----` block and decodes it. Text outside the
 /// blocks (comments such as `# ARK-Milan`) is ignored.
+///
+/// Parsing is RFC 7468's lax form (§3, through the `pem` crate): base64 lines of any length,
+/// CRLF or LF. Many encoders wrap at 76 characters (MIME), and a genuine VCEK written so was
+/// refused by the strict parser; the DER inside is what is checked, byte for byte.
 pub(crate) fn pem_blocks(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let malformed = |m: String| Error::refused(Reason::CertMalformed, m);
-    let text = std::str::from_utf8(input).map_err(|_| malformed("PEM is not UTF-8".into()))?;
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let block = &rest[start..];
-        let label_end = block[11..]
-            .find("-----")
-            .ok_or_else(|| malformed("unterminated PEM header".into()))?;
-        let label = &block[11..11 + label_end];
-        let footer = format!("-----END {label}-----");
-        let end = block
-            .find(&footer)
-            .ok_or_else(|| malformed(format!("PEM block `{label}` has no footer")))?;
-        let pem = &block[..end + footer.len()];
-        let (decoded_label, der) = der::pem::decode_vec(pem.as_bytes())
-            .map_err(|e| malformed(format!("PEM block `{label}`: {e}")))?;
-        out.push((decoded_label.to_owned(), der));
-        rest = &block[end + footer.len()..];
-    }
-    if out.is_empty() {
+    std::str::from_utf8(input).map_err(|_| malformed("PEM is not UTF-8".into()))?;
+    let blocks = pem::parse_many(input).map_err(|e| malformed(format!("PEM: {e}")))?;
+    if blocks.is_empty() {
         return Err(malformed("no PEM block found".into()));
     }
-    Ok(out)
+    Ok(blocks
+        .into_iter()
+        .map(|block| (block.tag().to_owned(), block.into_contents()))
+        .collect())
 }
 
 /// Encodes DER as a PEM block with the given label.
@@ -373,5 +363,33 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert!(blocks.iter().all(|(l, d)| l == "CERTIFICATE" && d == &der));
         assert!(pem_blocks(b"no pem here").is_err());
+    }
+
+    #[test]
+    fn pem_lines_of_any_length_and_crlf_are_accepted() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(1200).collect();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+        for (width, eol) in [(76, "\n"), (76, "\r\n"), (64, "\r\n"), (1200 * 2, "\n")] {
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(width)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let text = format!(
+                "-----BEGIN CERTIFICATE-----{eol}{}{eol}-----END CERTIFICATE-----{eol}",
+                lines.join(eol)
+            );
+            let blocks = pem_blocks(text.as_bytes()).unwrap();
+            assert_eq!(
+                blocks,
+                vec![("CERTIFICATE".to_owned(), der.clone())],
+                "{width}"
+            );
+        }
+        // Still refused: a body that is not base64, or a block without its end.
+        assert!(
+            pem_blocks(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").is_err()
+        );
+        assert!(pem_blocks(b"-----BEGIN CERTIFICATE-----\nMAA=\n").is_err());
     }
 }

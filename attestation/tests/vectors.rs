@@ -418,3 +418,38 @@ fn wire_labels_are_not_trusted_a_bundle_under_any_label_is_classified() {
     let claims = verify(&Verifier::new().unwrap(), &ev, instant(&v.verify_at)).unwrap();
     assert_eq!(claims.signing_key, attestation::SigningKey::Vlek);
 }
+
+#[test]
+fn a_genuine_vek_in_pem_with_76_character_crlf_lines_verifies() {
+    use base64::Engine;
+    use der::Encode;
+    let Some(vs) = common::vectors() else { return };
+    let v = vs
+        .genuine()
+        .find(|v| v.certs.len() >= 2)
+        .expect("a genuine vector with its certificates in files");
+    let vek = common::first_cert(&vs.read(&v.certs[0]));
+    // MIME-style wrapping, as many base64 encoders write it.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(vek.to_der().unwrap());
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\r\n{}\r\n-----END CERTIFICATE-----\r\n",
+        lines.join("\r\n")
+    );
+    let rest = String::from_utf8(vs.read(&v.certs[1])).unwrap();
+    let json = serde_json::json!({
+        "type": "sev-snp",
+        "report": base64::engine::general_purpose::STANDARD.encode(vs.raw_report(v)),
+        "certs": {"vcek": pem, "ark": rest}
+    });
+    let ev: Evidence = serde_json::from_value(json).unwrap();
+    let at = instant(&v.verify_at);
+    let verifier = Verifier::new().unwrap();
+    let wrapped = verify(&verifier, &ev, at).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+    let original = verify(&verifier, &vs.evidence(v).unwrap(), at).unwrap();
+    assert_eq!(wrapped, original, "{}", v.name);
+}
