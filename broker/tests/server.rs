@@ -351,6 +351,65 @@ async fn connections_beyond_the_limit_are_closed_on_arrival() {
 }
 
 #[tokio::test]
+async fn metrics_can_require_an_operator_token() {
+    let broker = Broker::builder()
+        .serve(Serve::Server)
+        .tweak(|c| c.server.metrics = keyferry::config::MetricsAccess::Operator)
+        .start_sqlite()
+        .await;
+    let url = format!("{}/metrics", broker.base);
+    let anonymous = client().get(&url).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+    let read = client()
+        .get(&url)
+        .bearer_auth(broker.admin_token())
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read.status(), 200);
+    assert!(
+        read.text()
+            .await
+            .expect("text")
+            .contains("keyferry_http_requests_total")
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_be_served_on_their_own_listener_only() {
+    let port = test_support::free_port();
+    let broker = Broker::builder()
+        .serve(Serve::Server)
+        .tweak(move |c| {
+            c.server.metrics = keyferry::config::MetricsAccess::Listener;
+            c.server.metrics_listen = Some(format!("127.0.0.1:{port}").parse().expect("addr"));
+        })
+        .start_sqlite()
+        .await;
+    let main = client()
+        .get(format!("{}/metrics", broker.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(main.status(), 404);
+    let separate = client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("the metrics listener answers");
+    assert_eq!(separate.status(), 200);
+    let text = separate.text().await.expect("text");
+    assert!(text.contains("keyferry_http_requests_total"), "{text}");
+    // Nothing else is served there.
+    let other = client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let broker = start().await;
     for _ in 0..3 {

@@ -210,6 +210,26 @@ impl Config {
                 "at most 1h: readiness would hide a KEK failure for longer".into(),
             );
         }
+        match (self.server.metrics, self.server.metrics_listen) {
+            (crate::config::MetricsAccess::Listener, None) => problem(
+                "server.metrics_listen",
+                "is required with server.metrics = \"listener\"".into(),
+            ),
+            (crate::config::MetricsAccess::Listener, Some(addr)) if addr == self.server.listen => {
+                problem(
+                    "server.metrics_listen",
+                    "must differ from server.listen".into(),
+                )
+            }
+            (
+                crate::config::MetricsAccess::Open | crate::config::MetricsAccess::Operator,
+                Some(_),
+            ) => problem(
+                "server.metrics_listen",
+                "is used only with server.metrics = \"listener\"".into(),
+            ),
+            _ => {}
+        }
         if self.server.max_connections == 0 {
             problem("server.max_connections", "must be at least 1".into());
         }

@@ -166,6 +166,25 @@ pub struct ServerConfig {
     /// failed one is retried after at most 5 s.
     #[serde(with = "humantime_serde")]
     pub readiness_kek_interval: Duration,
+    /// Who may read `GET /metrics`.
+    pub metrics: MetricsAccess,
+    /// With `metrics = "listener"`: the address of the listener that serves
+    /// `/metrics` alone (plain HTTP, meant for an internal network).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Who may read `GET /metrics` (`server.metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone who reaches the main listener, like most Prometheus targets.
+    #[default]
+    Open,
+    /// A bearer token with the operator role `auditor` or `admin`.
+    Operator,
+    /// Only the separate `server.metrics_listen` listener; the main one
+    /// answers 404.
+    Listener,
 }
 
 impl Default for ServerConfig {
@@ -181,6 +200,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
             readiness_kek_interval: Duration::from_secs(30),
+            metrics: MetricsAccess::Open,
+            metrics_listen: None,
         }
     }
 }

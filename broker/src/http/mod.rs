@@ -28,7 +28,9 @@ pub use extract::{ApiJson, ApiQuery};
 pub use health::KekProbes;
 pub use metrics::{ConnectionMetrics, KmsMetrics, Metrics};
 
+use crate::config::MetricsAccess;
 use crate::error::Problem;
+use crate::operator::{Operator, ReaderRole};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,7 +51,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::distribution::router())
         .merge(crate::governance::router())
         .merge(crate::audit::router())
-        .route("/metrics", get(metrics::render))
+        .merge(metrics_route(state.config.server.metrics))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -81,6 +83,31 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(drop_unusable_request_id))
+}
+
+/// `GET /metrics` on the main listener, as `server.metrics` says.
+fn metrics_route(access: MetricsAccess) -> Router<AppState> {
+    match access {
+        MetricsAccess::Open => Router::new().route("/metrics", get(metrics::render)),
+        MetricsAccess::Operator => Router::new().route("/metrics", get(metrics_for_operator)),
+        MetricsAccess::Listener => Router::new(),
+    }
+}
+
+/// `GET /metrics` with `server.metrics = "operator"`: for auditors and admins.
+async fn metrics_for_operator(
+    _reader: Operator<ReaderRole>,
+    metrics: axum::extract::State<std::sync::Arc<Metrics>>,
+) -> Response {
+    metrics::render(metrics).await
+}
+
+/// The router of the separate metrics listener (`server.metrics_listen`):
+/// `/metrics` and nothing else.
+pub fn metrics_app(metrics: std::sync::Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(metrics)
 }
 
 /// Longest `x-request-id` kept from a client.

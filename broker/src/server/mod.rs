@@ -196,6 +196,8 @@ pub async fn build_state_with(
 /// A broker bound to its address and ready to serve.
 pub struct Server {
     listener: std::net::TcpListener,
+    /// `server.metrics_listen`, bound at start like the main listener.
+    metrics_listener: Option<std::net::TcpListener>,
     state: AppState,
     handle: Handle,
     /// The dev profile's in-process Type-2 (`peer_url = "embedded"`).
@@ -260,9 +262,19 @@ impl Server {
             config.coordinator.peer_url = Some(peer.state.config.public_url());
             embedded_peer = Some(Box::new(peer));
         }
+        let metrics_listener = match config.server.metrics_listen {
+            Some(addr) if config.server.metrics == crate::config::MetricsAccess::Listener => {
+                let bind = |source| StartError::Bind { addr, source };
+                let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+                listener.set_nonblocking(true).map_err(bind)?;
+                Some(listener)
+            }
+            _ => None,
+        };
         let state = build_state(config).await?;
         Ok(Server {
             listener,
+            metrics_listener,
             state,
             handle: Handle::new(),
             embedded_peer,
@@ -275,6 +287,13 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or(self.state.config.server.listen)
+    }
+
+    /// The metrics listener's address, with `server.metrics = "listener"`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state, for tests that inspect the store.
@@ -305,6 +324,19 @@ impl Server {
             });
             let lifecycle = self.state.keys.spawn();
             let heads = self.state.audit_log.spawn_head_signer();
+            let metrics = self.metrics_listener.take().map(|listener| {
+                let app = crate::http::metrics_app(self.state.metrics.clone());
+                tokio::spawn(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            if let Err(e) = axum::serve(listener, app).await {
+                                tracing::error!(error = %e, "the metrics listener stopped");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
+                    }
+                })
+            });
             let housekeeping = self
                 .state
                 .federation
@@ -313,6 +345,9 @@ impl Server {
             lifecycle.abort();
             heads.abort();
             housekeeping.abort();
+            if let Some(metrics) = metrics {
+                metrics.abort();
+            }
             if let Some((handle, task)) = peer {
                 handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                 let _ = task.await;
