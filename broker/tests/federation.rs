@@ -569,9 +569,9 @@ async fn malformed_requests_get_the_right_oauth_error() {
     assert_eq!(malformed, 2, "the repeated parameter and the JSON body");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_identity_past_its_rate_limit_gets_429_with_retry_after() {
-    let Some(mut env) = env(Db::Sqlite, IssuerKind::Gcp, |config| {
+/// On PostgreSQL the count is in the database, shared by replicas.
+async fn an_identity_past_its_rate_limit_gets_429_with_retry_after(db: Db) {
+    let Some(mut env) = env(db, IssuerKind::Gcp, |config| {
         config.federation.rate_limit_per_minute = 3
     })
     .await
@@ -655,4 +655,5 @@ keyferry::on_both_backends!(
     db:
     each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently,
     every_failed_check_is_refused_with_its_own_reason,
+    an_identity_past_its_rate_limit_gets_429_with_retry_after,
 );

@@ -10,6 +10,7 @@
 //! [`idp::IssuerRegistry`] that the validator reads on every request.
 
 mod credential;
+mod limit;
 mod refusals;
 mod token;
 
@@ -21,7 +22,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use idp::{Clock, IssuerConfig, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
 
 pub use credential::{Caller, CredentialError, KeysRead, KeysRelease, RequiredScope};
@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
 use crate::storage::Store;
+use limit::ExchangeLimiter;
 use refusals::Refusals;
 
 /// Why the federation service could not be assembled.
@@ -58,7 +59,7 @@ pub struct Federation {
     configured: HashSet<String>,
     audiences: Vec<String>,
     token_ttl: Duration,
-    limiter: DefaultKeyedRateLimiter<(String, String)>,
+    limiter: ExchangeLimiter,
     refusals: Refusals,
 }
 
@@ -113,7 +114,7 @@ impl Federation {
             configured,
             audiences,
             token_ttl: config.federation.token_ttl,
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            limiter: ExchangeLimiter::new(store, per_minute),
             refusals: Refusals::new(config.federation.audited_refusals_per_minute),
         }))
     }
@@ -138,8 +139,7 @@ impl Federation {
     /// while, so the limiter's memory follows the active population, and
     /// writes the counts of refusals of a minute that ended.
     pub async fn housekeeping(&self, audit: &dyn Audit, now_ms: i64) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        self.limiter.prune(now_ms).await;
         record_counts(audit, now_ms, self.refusals.ended(now_ms)).await;
     }
 

@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock as _, DefaultClock};
 use idp::{MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken};
 use serde_json::json;
 use wire::{OAuthErrorBody, TokenResponse};
@@ -270,9 +269,23 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
             )
         })?;
 
-    let key = (token.iss().to_owned(), token.sub().to_owned());
-    if let Err(not_until) = federation.limiter.check_key(&key) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let over_limit = federation
+        .limiter
+        .check(token.iss(), token.sub(), unix_ms(state.clock.now()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot count the exchange");
+            Denial {
+                error: OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    description: "the broker cannot count exchanges right now".into(),
+                    retry_after: Some(5),
+                },
+                reason: "storage_unavailable",
+            }
+        })?;
+    if let Some(wait) = over_limit {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(Denial {
             error: OAuthError {

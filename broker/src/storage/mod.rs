@@ -11,7 +11,8 @@
 //!
 //! One module per table group: `adtechs`, `issuers`, `mappings`, `nonces`,
 //! `audit`, `signing_keys` (with the lock that serialises rotation), `keys`
-//! (key records, wrapped splits, and the lifecycle's small state).
+//! (key records, wrapped splits, and the lifecycle's small state),
+//! `rate_limits` (counters replicas share).
 
 mod admin_tokens;
 mod adtechs;
@@ -22,6 +23,7 @@ mod issuers;
 mod keys;
 mod mappings;
 mod nonces;
+mod rate_limits;
 mod signing_keys;
 
 use std::path::Path;

@@ -503,3 +503,27 @@ async fn the_sqlite_file_is_private_even_in_an_existing_directory() {
     assert_eq!(mode(&file), 0o600);
     assert_eq!(store.adtech("acme").await.expect("kept").id, "acme");
 }
+
+async fn rate_windows_are_counted_across_replicas(db: crate::testing::Db) {
+    let Some(first) = crate::testing::TestDb::on(db).await else {
+        return;
+    };
+    // A second replica: its own pool on the same database.
+    let second = Store::connect(&first.url, 2).await.expect("second replica");
+    let mut counts = Vec::new();
+    for i in 0..6 {
+        let replica = if i % 2 == 0 { &first.store } else { &second };
+        counts.push(replica.count_in_window("bucket", 60_000).await.expect("count"));
+    }
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6], "one count, whichever replica");
+    assert_eq!(second.count_in_window("bucket", 120_000).await.expect("count"), 1);
+    assert_eq!(second.count_in_window("other", 60_000).await.expect("count"), 1);
+    assert_eq!(first.store.purge_rate_windows(120_000).await.expect("purge"), 2);
+    assert_eq!(first.store.count_in_window("bucket", 120_000).await.expect("count"), 2);
+    second.close().await;
+}
+
+mod replicas {
+    crate::on_both_backends!(db: rate_windows_are_counted_across_replicas);
+    use super::rate_windows_are_counted_across_replicas;
+}
