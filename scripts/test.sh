@@ -70,3 +70,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "fuzz smoke: every target for 30 s (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 30
