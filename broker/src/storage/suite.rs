@@ -513,13 +513,44 @@ async fn rate_windows_are_counted_across_replicas(db: crate::testing::Db) {
     let mut counts = Vec::new();
     for i in 0..6 {
         let replica = if i % 2 == 0 { &first.store } else { &second };
-        counts.push(replica.count_in_window("bucket", 60_000).await.expect("count"));
+        counts.push(
+            replica
+                .count_in_window("bucket", 60_000)
+                .await
+                .expect("count"),
+        );
     }
     assert_eq!(counts, [1, 2, 3, 4, 5, 6], "one count, whichever replica");
-    assert_eq!(second.count_in_window("bucket", 120_000).await.expect("count"), 1);
-    assert_eq!(second.count_in_window("other", 60_000).await.expect("count"), 1);
-    assert_eq!(first.store.purge_rate_windows(120_000).await.expect("purge"), 2);
-    assert_eq!(first.store.count_in_window("bucket", 120_000).await.expect("count"), 2);
+    assert_eq!(
+        second
+            .count_in_window("bucket", 120_000)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        second
+            .count_in_window("other", 60_000)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        first
+            .store
+            .purge_rate_windows(120_000)
+            .await
+            .expect("purge"),
+        2
+    );
+    assert_eq!(
+        first
+            .store
+            .count_in_window("bucket", 120_000)
+            .await
+            .expect("count"),
+        2
+    );
     second.close().await;
 }
 
