@@ -535,3 +535,58 @@ async fn replicas_appending_to_one_postgres_database_make_one_log() {
     let verified = keyferry::audit::verify::verify(&export, None).expect("a consistent log");
     assert_eq!(verified.tree_size, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_and_its_entry_commit_together_and_survive_a_crash_before_the_log() {
+    let broker = Broker::builder().start_sqlite().await;
+    let state = &broker.state;
+    let now = state.now_ms();
+    let adtech = keyferry::storage::AdTech {
+        id: "acme".into(),
+        name: "Acme".into(),
+        sites: vec![],
+        use_cases: vec!["aggregation-service".into()],
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    let entry = AuditEvent::new(
+        EventKind::AdtechCreated,
+        "operator:ops-1",
+        json!({"id": "acme"}),
+    )
+    .outbox(now);
+    let size_before = state.store.audit_size().await.expect("size");
+
+    // The change commits with its entry; the broker "dies" before the log
+    // writer moves the entry (no flush). Before, this left a change with no
+    // entry at all.
+    state
+        .store
+        .insert_adtech(&adtech, &entry)
+        .await
+        .expect("insert");
+    assert_eq!(state.store.outbox_len().await.expect("outbox"), 1);
+    // A refused change leaves no entry.
+    assert!(state.store.insert_adtech(&adtech, &entry).await.is_err());
+    assert_eq!(state.store.outbox_len().await.expect("outbox"), 1);
+
+    // The next start's log moves it into the tree, once.
+    let restarted = keyferry::audit::TransparencyLog::open(
+        state.store.clone(),
+        state.storage_kek.clone(),
+        state.clock.clone(),
+    )
+    .await
+    .expect("open");
+    restarted.flush().await.expect("flush again: nothing left");
+    assert_eq!(state.store.outbox_len().await.expect("outbox"), 0);
+    assert_eq!(
+        state.store.audit_size().await.expect("size"),
+        size_before + 1
+    );
+    let created = broker.audit_of_kind("adtech.created").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["actor"], "operator:ops-1");
+    assert_eq!(created[0]["details"]["id"], "acme");
+}

@@ -495,7 +495,14 @@ async fn a_credential_stops_working_when_its_mapping_is_removed() {
     broker
         .state
         .store
-        .delete_mapping("m-adtech-1")
+        .delete_mapping("m-adtech-1", |m| {
+            keyferry::audit::AuditEvent::new(
+                keyferry::audit::EventKind::MappingRemoved,
+                "test",
+                serde_json::json!({"id": m.id}),
+            )
+            .outbox(0)
+        })
         .await
         .expect("delete");
     let (status, body) = fetch().await;

@@ -25,24 +25,24 @@ use crate::federation::mapping_rule;
 use crate::http::{ApiJson, ApiQuery};
 use crate::issuer::SCOPES_SUPPORTED;
 use crate::operator::{AdminRole, Operator, ReaderRole};
-use crate::storage::{AdTech, MappingFilter, MappingRecord, StoredIssuer};
+use crate::storage::{AdTech, MappingFilter, MappingRecord, OutboxEntry, StoredIssuer};
 use crate::time::unix_ms;
 use crate::{Error, storage::StoreError};
 
 type Created = (StatusCode, Json<Value>);
 
-async fn audit(
-    state: &AdminState,
-    kind: EventKind,
-    actor: &str,
-    details: Value,
-) -> Result<(), Error> {
-    let event = AuditEvent::new(kind, actor, details);
-    state
-        .audit
-        .record(unix_ms(state.clock.now()), event)
-        .await?;
-    Ok(())
+/// The audit entry of a change, written in the change's own transaction
+/// (the outbox), so no change is ever committed without it.
+fn outbox_entry(state: &AdminState, kind: EventKind, actor: &str, details: Value) -> OutboxEntry {
+    AuditEvent::new(kind, actor, details).outbox(unix_ms(state.clock.now()))
+}
+
+/// Moves the committed entries into the log before the answer. They are
+/// durable already: if this fails they reach the log at its next write.
+async fn flush(state: &AdminState) {
+    if let Err(e) = state.audit.flush().await {
+        tracing::warn!(error = %e, "audit entries wait in the outbox");
+    }
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Value {
@@ -76,11 +76,12 @@ pub(super) async fn add_issuer(
         document: document.clone(),
         created_at: unix_ms(state.clock.now()),
     };
-    state.store.insert_issuer(&stored).await?;
+    let audit = outbox_entry(&state, EventKind::IssuerAdded, &operator.actor, document);
+    state.store.insert_issuer(&stored, &audit).await?;
     registry
         .insert(config)
         .map_err(|e| Error::invalid_field("issuer", e))?;
-    audit(&state, EventKind::IssuerAdded, &operator.actor, document).await?;
+    flush(&state).await;
     Ok((StatusCode::CREATED, Json(to_value(&entry))))
 }
 
@@ -122,20 +123,33 @@ pub(super) async fn remove_issuer(
             "issuer `{name}` is configured in keyferry.toml; remove it there"
         )));
     }
-    let (removed, mappings) = state.store.delete_issuer(&name).await?;
+    let (removed, _) = state
+        .store
+        .delete_issuer(&name, |issuer, mappings| {
+            let details = json!({
+                "name": name, "issuer": issuer.issuer, "mappingsRemoved": mappings.len()
+            });
+            let mut entries = vec![outbox_entry(
+                &state,
+                EventKind::IssuerRemoved,
+                &operator.actor,
+                details,
+            )];
+            for mapping in mappings {
+                let mut details = to_value(&IdentityMapping::from(mapping.clone()));
+                details["because"] = json!("issuer removed");
+                entries.push(outbox_entry(
+                    &state,
+                    EventKind::MappingRemoved,
+                    &operator.actor,
+                    details,
+                ));
+            }
+            entries
+        })
+        .await?;
     state.federation.remove_issuer(&removed.issuer);
-    audit(
-        &state,
-        EventKind::IssuerRemoved,
-        &operator.actor,
-        json!({ "name": name, "issuer": removed.issuer, "mappingsRemoved": mappings.len() }),
-    )
-    .await?;
-    for mapping in mappings {
-        let mut details = to_value(&IdentityMapping::from(mapping));
-        details["because"] = json!("issuer removed");
-        audit(&state, EventKind::MappingRemoved, &operator.actor, details).await?;
-    }
+    flush(&state).await;
     Ok(Json(to_value(&Removed {
         removed: removed.document,
     })))
@@ -159,15 +173,15 @@ pub(super) async fn create_adtech(
         created_at: now,
         updated_at: now,
     };
-    state.store.insert_adtech(&adtech).await?;
-    let record = to_value(&AdTechRecord::from(adtech));
-    audit(
+    let record = to_value(&AdTechRecord::from(adtech.clone()));
+    let audit = outbox_entry(
         &state,
         EventKind::AdtechCreated,
         &operator.actor,
         record.clone(),
-    )
-    .await?;
+    );
+    state.store.insert_adtech(&adtech, &audit).await?;
+    flush(&state).await;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -206,16 +220,17 @@ pub(super) async fn update_adtech(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<AdTechPatch>,
 ) -> Result<Json<Value>, Error> {
-    let adtech = state
-        .store
-        .set_adtech_enabled(&id, patch.enabled, unix_ms(state.clock.now()))
-        .await?;
     let kind = if patch.enabled {
         EventKind::AdtechEnabled
     } else {
         EventKind::AdtechDisabled
     };
-    audit(&state, kind, &operator.actor, json!({ "id": id })).await?;
+    let audit = outbox_entry(&state, kind, &operator.actor, json!({ "id": id }));
+    let adtech = state
+        .store
+        .set_adtech_enabled(&id, patch.enabled, unix_ms(state.clock.now()), &audit)
+        .await?;
+    flush(&state).await;
     Ok(Json(to_value(&AdTechRecord::from(adtech))))
 }
 
@@ -252,37 +267,42 @@ pub(super) async fn add_identity(
         created_at: unix_ms(state.clock.now()),
     };
     let rule = mapping_rule(&record).map_err(Error::Internal)?;
+    let added = to_value(&IdentityMapping::from(record.clone()));
+    let audit = outbox_entry(
+        &state,
+        EventKind::MappingAdded,
+        &operator.actor,
+        added.clone(),
+    );
     state
         .store
-        .insert_mapping(&record, record.created_at, |existing| {
-            // A stored row that is not a valid rule is skipped, as the
-            // token exchange cannot match it either.
-            let rules: Vec<idp::Mapping> = existing
-                .iter()
-                .filter_map(|m| mapping_rule(m).ok())
-                .collect();
-            match onboarding::first_overlap(&rule, &rules) {
-                Some(other) => Err(format!(
-                    "overlaps mapping {} of ad tech {}",
-                    other.id, other.adtech
-                )),
-                None => Ok(()),
-            }
-        })
+        .insert_mapping(
+            &record,
+            record.created_at,
+            |existing| {
+                // A stored row that is not a valid rule is skipped, as the
+                // token exchange cannot match it either.
+                let rules: Vec<idp::Mapping> = existing
+                    .iter()
+                    .filter_map(|m| mapping_rule(m).ok())
+                    .collect();
+                match onboarding::first_overlap(&rule, &rules) {
+                    Some(other) => Err(format!(
+                        "overlaps mapping {} of ad tech {}",
+                        other.id, other.adtech
+                    )),
+                    None => Ok(()),
+                }
+            },
+            &audit,
+        )
         .await
         .map_err(|e| match e {
             StoreError::Conflict(what) => Error::Conflict(format!("identity {what}")),
             other => other.into(),
         })?;
-    let record = to_value(&IdentityMapping::from(record));
-    audit(
-        &state,
-        EventKind::MappingAdded,
-        &operator.actor,
-        record.clone(),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    flush(&state).await;
+    Ok((StatusCode::CREATED, Json(added)))
 }
 
 pub(super) async fn list_identities(
@@ -318,14 +338,15 @@ pub(super) async fn remove_identity(
             "ad tech `{adtech}` has no identity `{mapping}`"
         )));
     }
-    let removed = IdentityMapping::from(state.store.delete_mapping(&mapping).await?);
-    audit(
-        &state,
-        EventKind::MappingRemoved,
-        &operator.actor,
-        to_value(&removed),
-    )
-    .await?;
+    let removed = state
+        .store
+        .delete_mapping(&mapping, |removed| {
+            let details = to_value(&IdentityMapping::from(removed.clone()));
+            outbox_entry(&state, EventKind::MappingRemoved, &operator.actor, details)
+        })
+        .await?;
+    let removed = IdentityMapping::from(removed);
+    flush(&state).await;
     Ok(Json(to_value(&Removed { removed })))
 }
 

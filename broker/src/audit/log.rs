@@ -90,7 +90,8 @@ pub struct LoggedEvent {
 
 struct Pending {
     at_ms: i64,
-    event: AuditEvent,
+    /// `None`: only move the outbox into the log.
+    event: Option<AuditEvent>,
     done: oneshot::Sender<Result<i64, String>>,
 }
 
@@ -134,11 +135,32 @@ async fn write_batch(
 ) -> Result<Vec<i64>, StoreError> {
     let mut tx = store.lock_audit(now_ms).await?;
     let size = tx.size().await?;
+    // The outbox first: its entries were committed with their changes,
+    // before anything in this batch was asked for.
+    let outbox: Vec<(i64, AuditEvent)> = tx
+        .take_outbox()
+        .await?
+        .into_iter()
+        .map(|entry| {
+            let body: serde_json::Value = serde_json::from_str(&entry.body).unwrap_or_default();
+            let event = AuditEvent::imported(
+                &entry.kind,
+                body["actor"].as_str().unwrap_or("unknown"),
+                body["details"].clone(),
+            );
+            (entry.at_ms, event)
+        })
+        .collect();
+    let asked = batch
+        .iter()
+        .filter_map(|p| p.event.as_ref().map(|e| (p.at_ms, e)));
+    let events: Vec<(i64, &AuditEvent)> =
+        outbox.iter().map(|(at, e)| (*at, e)).chain(asked).collect();
     let mut fresh: HashMap<(u32, u64), Hash> = HashMap::new();
-    let mut indexes = Vec::with_capacity(batch.len());
-    for (k, pending) in batch.iter().enumerate() {
+    let mut appended = Vec::with_capacity(events.len());
+    for (k, (at_ms, event)) in events.iter().enumerate() {
         let index = size + i64::try_from(k).unwrap_or(i64::MAX);
-        let entry = canonical_entry(index, pending.at_ms, &pending.event);
+        let entry = canonical_entry(index, *at_ms, event);
         tx.insert_entry(index, &entry).await?;
         let position = u64::try_from(index).unwrap_or(0);
         let mut hash = merkle::leaf_hash(entry.as_bytes());
@@ -164,15 +186,23 @@ async fn write_batch(
             tx.insert_node(level, i, &hash).await?;
             fresh.insert((level, i), hash);
         }
-        indexes.push(index);
+        appended.push(index);
     }
     tx.commit().await?;
-    Ok(indexes)
+    // Each asked-for event's index, in batch order; -1 for a flush.
+    let mut asked_indexes = appended[outbox.len()..].iter();
+    Ok(batch
+        .iter()
+        .map(|p| match p.event {
+            Some(_) => asked_indexes.next().copied().unwrap_or(-1),
+            None => -1,
+        })
+        .collect())
 }
 
 impl TransparencyLog {
-    /// Opens the log, moving interim `audit_events` rows into it once, and
-    /// starts its writer.
+    /// Opens the log and starts its writer, which first moves the outbox
+    /// (`audit_events`) into the tree.
     pub async fn open(
         store: Store,
         storage_kek: Arc<dyn KeyWrapper>,
@@ -224,26 +254,24 @@ impl TransparencyLog {
             signer,
             clock,
         });
-        log.import_legacy().await?;
+        // Entries of changes committed before a crash (or by the interim
+        // table of older versions) reach the log now.
+        log.flush().await?;
         Ok(log)
     }
 
-    async fn import_legacy(&self) -> Result<(), LogError> {
-        let legacy = self.store.legacy_audit_events().await?;
-        if legacy.is_empty() {
-            return Ok(());
+    /// Sends one request to the writer and waits for its answer.
+    async fn ask(&self, at_ms: i64, event: Option<AuditEvent>) -> Result<i64, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { at_ms, event, done })
+            .await
+            .map_err(|_| StoreError::Corrupt("the audit writer stopped".into()))?;
+        match answer.await {
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("audit append failed: {e}"))),
+            Err(_) => Err(StoreError::Corrupt("the audit writer stopped".into())),
         }
-        for (at, kind, body) in legacy {
-            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let event = AuditEvent::imported(
-                &kind,
-                body["actor"].as_str().unwrap_or("unknown"),
-                body["details"].clone(),
-            );
-            self.record(at, event).await?;
-        }
-        self.store.clear_legacy_audit_events().await?;
-        Ok(())
     }
 
     /// The log's Ed25519 public key.
@@ -383,15 +411,10 @@ impl TransparencyLog {
 #[async_trait]
 impl Audit for TransparencyLog {
     async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { at_ms, event, done })
-            .await
-            .map_err(|_| StoreError::Corrupt("the audit writer stopped".into()))?;
-        match answer.await {
-            Ok(Ok(index)) => Ok(index),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("audit append failed: {e}"))),
-            Err(_) => Err(StoreError::Corrupt("the audit writer stopped".into())),
-        }
+        self.ask(at_ms, Some(event)).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.ask(unix_ms(self.clock.now()), None).await.map(|_| ())
     }
 }

@@ -50,8 +50,18 @@ impl AuditEvent {
         }
     }
 
-    /// An event of the interim `audit_events` table, moved into the log with
-    /// the kind it was stored under.
+    /// This event as an outbox entry at `at_ms`, to write in the same
+    /// transaction as the change it records.
+    pub fn outbox(&self, at_ms: i64) -> crate::storage::OutboxEntry {
+        crate::storage::OutboxEntry {
+            at_ms,
+            kind: self.kind.as_str().to_owned(),
+            body: serde_json::json!({ "actor": self.actor, "details": self.details }).to_string(),
+        }
+    }
+
+    /// An event of the outbox (`audit_events`), moved into the log with the
+    /// kind it was stored under.
     fn imported(kind: &str, actor: impl Into<String>, details: Value) -> Self {
         AuditEvent {
             kind: EntryKind::from_name(kind),
@@ -66,6 +76,10 @@ impl AuditEvent {
 pub trait Audit: Send + Sync + std::fmt::Debug {
     /// Durably records `event` at `at_ms`; returns its position in the log.
     async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError>;
+
+    /// Moves the outbox's entries into the log now (changes that write
+    /// their entry in their own transaction call this after committing).
+    async fn flush(&self) -> Result<(), StoreError>;
 }
 
 pub use api::MAX_ENTRIES_PER_CALL;

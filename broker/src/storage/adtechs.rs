@@ -1,5 +1,6 @@
+use super::audit_log::insert_outbox_in;
 use super::columns::{IntBool, JsonText};
-use super::{Store, StoreError, conflict_or, to_json};
+use super::{OutboxEntry, Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
 
 /// An onboarded ad tech.
@@ -26,8 +27,14 @@ pub struct AdTech {
 }
 
 impl Store {
-    /// Adds an ad tech; `Conflict` if the id is taken.
-    pub async fn insert_adtech(&self, adtech: &AdTech) -> Result<(), StoreError> {
+    /// Adds an ad tech, and `audit` in the same transaction; `Conflict` if
+    /// the id is taken.
+    pub async fn insert_adtech(
+        &self,
+        adtech: &AdTech,
+        audit: &OutboxEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO adtechs (id, name, sites, use_cases, enabled, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -39,9 +46,11 @@ impl Store {
         .bind(i64::from(adtech.enabled))
         .bind(adtech.created_at)
         .bind(adtech.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("ad tech `{}`", adtech.id)))?;
+        insert_outbox_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -61,19 +70,27 @@ impl Store {
             .await?)
     }
 
-    /// Enables or disables an ad tech; returns the updated record.
+    /// Enables or disables an ad tech, and `audit` in the same
+    /// transaction; returns the updated record.
     pub async fn set_adtech_enabled(
         &self,
         id: &str,
         enabled: bool,
         now_ms: i64,
+        audit: &OutboxEntry,
     ) -> Result<AdTech, StoreError> {
-        sqlx::query_as("UPDATE adtechs SET enabled = $1, updated_at = $2 WHERE id = $3 RETURNING *")
-            .bind(i64::from(enabled))
-            .bind(now_ms)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query_as(
+            "UPDATE adtechs SET enabled = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+        )
+        .bind(i64::from(enabled))
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("ad tech `{id}`")))?;
+        insert_outbox_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(updated)
     }
 }

@@ -89,6 +89,25 @@ impl AuditTx {
         Ok(())
     }
 
+    /// Takes every outbox entry, oldest first: they are deleted with this
+    /// transaction, so each reaches the log exactly once.
+    pub async fn take_outbox(&mut self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows: Vec<(i64, i64, String, String)> =
+            sqlx::query_as("SELECT seq, at, kind, body FROM audit_events ORDER BY seq")
+                .fetch_all(&mut *self.tx)
+                .await?;
+        if let Some((last, ..)) = rows.last() {
+            sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+                .bind(last)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(_, at_ms, kind, body)| OutboxEntry { at_ms, kind, body })
+            .collect())
+    }
+
     /// Makes the batch durable and releases the lock.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
@@ -195,20 +214,38 @@ impl Store {
         Ok(())
     }
 
-    /// Interim `audit_events` rows not yet moved into the log, oldest first.
-    pub async fn legacy_audit_events(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT at, kind, body FROM audit_events ORDER BY seq")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    /// Entries in the outbox, not yet in the log (for tests and tools).
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?)
     }
+}
 
-    /// Removes the interim rows once they are in the log.
-    pub async fn clear_legacy_audit_events(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM audit_events")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+/// An audit entry written in the same transaction as the change it
+/// records, into the outbox (`audit_events`); the log's writer moves it into
+/// the tree in its own transaction (`AuditTx::take_outbox`). So a change is
+/// never committed without its entry, whatever fails after the commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Unix ms of the change.
+    pub at_ms: i64,
+    /// The event kind's name.
+    pub kind: String,
+    /// `{"actor", "details"}` as JSON text.
+    pub body: String,
+}
+
+/// Writes `entry` into the outbox within the change's transaction.
+pub(super) async fn insert_outbox_in(
+    tx: &mut Transaction<'static, Any>,
+    entry: &OutboxEntry,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_events (at, kind, body) VALUES ($1, $2, $3)")
+        .bind(entry.at_ms)
+        .bind(&entry.kind)
+        .bind(&entry.body)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -1,5 +1,6 @@
+use super::audit_log::insert_outbox_in;
 use super::columns::JsonText;
-use super::{MappingRecord, Store, StoreError, conflict_or, to_json};
+use super::{MappingRecord, OutboxEntry, Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
 
 /// A trusted issuer added through the admin API (configured issuers live in
@@ -20,8 +21,14 @@ pub struct StoredIssuer {
 }
 
 impl Store {
-    /// Adds an issuer; `Conflict` if its name or URL is taken.
-    pub async fn insert_issuer(&self, issuer: &StoredIssuer) -> Result<(), StoreError> {
+    /// Adds an issuer, and `audit` in the same transaction; `Conflict` if
+    /// its name or URL is taken.
+    pub async fn insert_issuer(
+        &self,
+        issuer: &StoredIssuer,
+        audit: &OutboxEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO issuers (name, kind, issuer, document, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -30,9 +37,11 @@ impl Store {
         .bind(&issuer.issuer)
         .bind(to_json(&issuer.document))
         .bind(issuer.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("issuer `{}` ({})", issuer.name, issuer.issuer)))?;
+        insert_outbox_in(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -46,10 +55,11 @@ impl Store {
     /// Removes an issuer by name and, in the same transaction, every
     /// mapping of its identities: a removed issuer's mappings must not come
     /// back if an issuer of the same URL is trusted again. Returns what was
-    /// removed.
+    /// removed; `audit` gives the entries, written in that transaction.
     pub async fn delete_issuer(
         &self,
         name: &str,
+        audit: impl FnOnce(&StoredIssuer, &[MappingRecord]) -> Vec<OutboxEntry>,
     ) -> Result<(StoredIssuer, Vec<MappingRecord>), StoreError> {
         let mut tx = self.pool.begin().await?;
         let issuer: StoredIssuer =
@@ -58,10 +68,14 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("issuer `{name}`")))?;
-        let mappings = sqlx::query_as("DELETE FROM mappings WHERE issuer = $1 RETURNING *")
-            .bind(&issuer.issuer)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mappings: Vec<MappingRecord> =
+            sqlx::query_as("DELETE FROM mappings WHERE issuer = $1 RETURNING *")
+                .bind(&issuer.issuer)
+                .fetch_all(&mut *tx)
+                .await?;
+        for entry in audit(&issuer, &mappings) {
+            insert_outbox_in(&mut tx, &entry).await?;
+        }
         tx.commit().await?;
         Ok((issuer, mappings))
     }

@@ -1,5 +1,6 @@
+use super::audit_log::insert_outbox_in;
 use super::columns::{IntBool, JsonText};
-use super::{Store, StoreError, conflict_or, to_json};
+use super::{OutboxEntry, Store, StoreError, conflict_or, to_json};
 use serde::{Deserialize, Serialize};
 
 /// A rule that maps one workload identity to an ad tech (DESIGN §3.4).
@@ -53,7 +54,8 @@ impl Store {
     /// Adds a mapping unless `check` refuses it given the mappings that
     /// already exist for the same issuer and subject. The check and the
     /// insert run in one transaction under the `mappings` lock, so two
-    /// concurrent onboardings cannot both add overlapping rules.
+    /// concurrent onboardings cannot both add overlapping rules; `audit` is
+    /// written in that transaction too.
     /// `NotFound` if the ad tech does not exist; `Conflict` from the check or
     /// a taken id.
     pub async fn insert_mapping(
@@ -61,6 +63,7 @@ impl Store {
         m: &MappingRecord,
         now_ms: i64,
         check: impl FnOnce(&[MappingRecord]) -> Result<(), String>,
+        audit: &OutboxEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE locks SET held_at = $1 WHERE name = 'mappings'")
@@ -98,6 +101,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("mapping `{}`", m.id)))?;
+        insert_outbox_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -157,12 +161,22 @@ impl Store {
         .await?)
     }
 
-    /// Removes a mapping; returns what was removed.
-    pub async fn delete_mapping(&self, id: &str) -> Result<MappingRecord, StoreError> {
-        sqlx::query_as("DELETE FROM mappings WHERE id = $1 RETURNING *")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mapping `{id}`")))
+    /// Removes a mapping, and the entry `audit` makes of it in the same
+    /// transaction; returns what was removed.
+    pub async fn delete_mapping(
+        &self,
+        id: &str,
+        audit: impl FnOnce(&MappingRecord) -> OutboxEntry,
+    ) -> Result<MappingRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed: MappingRecord =
+            sqlx::query_as("DELETE FROM mappings WHERE id = $1 RETURNING *")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mapping `{id}`")))?;
+        insert_outbox_in(&mut tx, &audit(&removed)).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 }

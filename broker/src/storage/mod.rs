@@ -34,7 +34,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use adtechs::AdTech;
-pub use audit_log::{AuditTx, StoredEntry, StoredHead};
+pub use audit_log::{AuditTx, OutboxEntry, StoredEntry, StoredHead};
 pub use governance::{GovMember, GovernanceTx, StoredBallot, StoredPolicy, StoredProposal};
 pub use issuers::StoredIssuer;
 pub use keys::{KeyGenerationTx, KeyRecord, StoredSplit, status};

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// An audit entry for a change made by a test.
+fn noted() -> OutboxEntry {
+    OutboxEntry {
+        at_ms: 1,
+        kind: "test.change".into(),
+        body: r#"{"actor":"test","details":{}}"#.into(),
+    }
+}
+
 fn adtech(id: &str) -> AdTech {
     AdTech {
         id: id.into(),
@@ -30,11 +39,17 @@ fn mapping(id: &str, adtech: &str, subject: &str) -> MappingRecord {
 }
 
 async fn adtechs_round_trip_and_refuse_duplicates(store: &Store) {
-    store.insert_adtech(&adtech("acme")).await.expect("insert");
-    store.insert_adtech(&adtech("zeta")).await.expect("insert");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("insert");
+    store
+        .insert_adtech(&adtech("zeta"), &noted())
+        .await
+        .expect("insert");
     assert_eq!(store.adtech("acme").await.expect("get"), adtech("acme"));
     assert!(matches!(
-        store.insert_adtech(&adtech("acme")).await,
+        store.insert_adtech(&adtech("acme"), &noted()).await,
         Err(StoreError::Conflict(_))
     ));
     let ids: Vec<_> = store
@@ -52,9 +67,12 @@ async fn adtechs_round_trip_and_refuse_duplicates(store: &Store) {
 }
 
 async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
-    store.insert_adtech(&adtech("acme")).await.expect("insert");
     store
-        .insert_mapping(&mapping("m-1", "acme", "111"), 0, |_| Ok(()))
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("insert");
+    store
+        .insert_mapping(&mapping("m-1", "acme", "111"), 0, |_| Ok(()), &noted())
         .await
         .expect("insert mapping");
     let iss = "https://accounts.google.com";
@@ -67,7 +85,7 @@ async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
         1
     );
     let updated = store
-        .set_adtech_enabled("acme", false, 5_000)
+        .set_adtech_enabled("acme", false, 5_000, &noted())
         .await
         .expect("disable");
     assert!(!updated.enabled);
@@ -80,7 +98,7 @@ async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
             .is_empty()
     );
     store
-        .set_adtech_enabled("acme", true, 6_000)
+        .set_adtech_enabled("acme", true, 6_000, &noted())
         .await
         .expect("enable");
     assert_eq!(
@@ -92,43 +110,54 @@ async fn disabling_an_adtech_hides_its_mappings(store: &Store) {
         1
     );
     assert!(matches!(
-        store.set_adtech_enabled("nobody", false, 0).await,
+        store.set_adtech_enabled("nobody", false, 0, &noted()).await,
         Err(StoreError::NotFound(_))
     ));
 }
 
 async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
-    store.insert_adtech(&adtech("acme")).await.expect("insert");
-    store.insert_adtech(&adtech("zeta")).await.expect("insert");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("insert");
+    store
+        .insert_adtech(&adtech("zeta"), &noted())
+        .await
+        .expect("insert");
     let m1 = mapping("m-1", "acme", "111");
     let mut m2 = mapping("m-2", "zeta", "222");
     m2.cloud = "azure".into();
     m2.issuer = "https://login.microsoftonline.com/t/v2.0".into();
     store
-        .insert_mapping(&m1, 0, |_| Ok(()))
+        .insert_mapping(&m1, 0, |_| Ok(()), &noted())
         .await
         .expect("insert");
     store
-        .insert_mapping(&m2, 0, |_| Ok(()))
+        .insert_mapping(&m2, 0, |_| Ok(()), &noted())
         .await
         .expect("insert");
     assert!(matches!(
-        store.insert_mapping(&m1, 0, |_| Ok(())).await,
+        store.insert_mapping(&m1, 0, |_| Ok(()), &noted()).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .insert_mapping(&mapping("m-3", "nobody", "333"), 0, |_| Ok(()))
+            .insert_mapping(&mapping("m-3", "nobody", "333"), 0, |_| Ok(()), &noted())
             .await,
         Err(StoreError::NotFound(_))
     ));
     // The check sees the existing rules for the same issuer and subject.
     let mut seen = Vec::new();
     let refused = store
-        .insert_mapping(&mapping("m-4", "zeta", "111"), 0, |existing| {
-            seen = existing.iter().map(|m| m.id.clone()).collect();
-            Err("overlaps m-1".into())
-        })
+        .insert_mapping(
+            &mapping("m-4", "zeta", "111"),
+            0,
+            |existing| {
+                seen = existing.iter().map(|m| m.id.clone()).collect();
+                Err("overlaps m-1".into())
+            },
+            &noted(),
+        )
         .await;
     assert!(matches!(refused, Err(StoreError::Conflict(msg)) if msg == "overlaps m-1"));
     assert_eq!(seen, ["m-1"]);
@@ -174,7 +203,7 @@ async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
     );
 
     store
-        .set_adtech_enabled("acme", false, 1)
+        .set_adtech_enabled("acme", false, 1, &noted())
         .await
         .expect("disable");
     let for_subject = store
@@ -183,7 +212,7 @@ async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
         .expect("lookup");
     assert_eq!(for_subject, [(m1.clone(), false)]);
     store
-        .set_adtech_enabled("acme", false, 1)
+        .set_adtech_enabled("acme", false, 1, &noted())
         .await
         .expect("disable");
     let for_subject = store
@@ -191,9 +220,15 @@ async fn mappings_filter_delete_and_need_an_adtech(store: &Store) {
         .await
         .expect("lookup");
     assert_eq!(for_subject, [(m1.clone(), false)]);
-    assert_eq!(store.delete_mapping("m-1").await.expect("delete"), m1);
+    assert_eq!(
+        store
+            .delete_mapping("m-1", |_| noted())
+            .await
+            .expect("delete"),
+        m1
+    );
     assert!(matches!(
-        store.delete_mapping("m-1").await,
+        store.delete_mapping("m-1", |_| noted()).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -206,11 +241,14 @@ async fn issuers_round_trip_and_refuse_duplicates(store: &Store) {
         document: serde_json::json!({"audience": "sts.amazonaws.com"}),
         created_at: 7,
     };
-    store.insert_issuer(&issuer).await.expect("insert");
+    store
+        .insert_issuer(&issuer, &noted())
+        .await
+        .expect("insert");
     let mut same_url = issuer.clone();
     same_url.name = "other".into();
     assert!(matches!(
-        store.insert_issuer(&same_url).await,
+        store.insert_issuer(&same_url, &noted()).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -218,19 +256,25 @@ async fn issuers_round_trip_and_refuse_duplicates(store: &Store) {
         std::slice::from_ref(&issuer)
     );
     // Its mappings go with it, so trusting the URL again revives none.
-    store.insert_adtech(&adtech("acme")).await.expect("adtech");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("adtech");
     let mut of_issuer = mapping("m-1", "acme", "system:serviceaccount:ns:sa");
     of_issuer.issuer = issuer.issuer.clone();
     store
-        .insert_mapping(&of_issuer, 0, |_| Ok(()))
+        .insert_mapping(&of_issuer, 0, |_| Ok(()), &noted())
         .await
         .expect("mapping");
     let other = mapping("m-2", "acme", "system:serviceaccount:ns:other");
     store
-        .insert_mapping(&other, 0, |_| Ok(()))
+        .insert_mapping(&other, 0, |_| Ok(()), &noted())
         .await
         .expect("mapping");
-    let (removed, mappings) = store.delete_issuer("eks-prod").await.expect("delete");
+    let (removed, mappings) = store
+        .delete_issuer("eks-prod", |_, _| vec![noted()])
+        .await
+        .expect("delete");
     assert_eq!(removed, issuer);
     assert_eq!(mappings, vec![of_issuer]);
     assert!(store.issuers().await.expect("list").is_empty());
@@ -397,7 +441,10 @@ async fn admin_token_hashes_are_replaced_by_label(store: &Store) {
 }
 
 async fn migrations_are_idempotent(store: &Store) {
-    store.insert_adtech(&adtech("acme")).await.expect("insert");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("insert");
     store.ping().await.expect("ping");
     // Every start re-runs the migrator: it must be a no-op that keeps data.
     match store.backend() {
@@ -408,8 +455,14 @@ async fn migrations_are_idempotent(store: &Store) {
 }
 
 async fn a_hand_edited_column_reads_as_corrupt_not_as_a_default(store: &Store) {
-    store.insert_adtech(&adtech("acme")).await.expect("insert");
-    store.insert_adtech(&adtech("beta")).await.expect("insert");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("insert");
+    store
+        .insert_adtech(&adtech("beta"), &noted())
+        .await
+        .expect("insert");
     // Rows are decoded through `FromRow` and the JSON/boolean column types:
     // a value this broker never writes is refused with the column named.
     sqlx::query("UPDATE adtechs SET sites = '[\"https://a.example\"' WHERE id = 'acme'")
@@ -485,7 +538,10 @@ async fn the_sqlite_file_is_private_even_in_an_existing_directory() {
     let store = Store::connect(&format!("sqlite://{}", file.display()), 1)
         .await
         .expect("connect");
-    store.insert_adtech(&adtech("acme")).await.expect("write");
+    store
+        .insert_adtech(&adtech("acme"), &noted())
+        .await
+        .expect("write");
     assert_eq!(mode(&file), 0o600);
     for side in ["kf.db-wal", "kf.db-shm"] {
         let path = dir.path().join(side);

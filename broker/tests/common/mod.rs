@@ -570,9 +570,21 @@ impl Broker {
                 },
                 self.state.now_ms(),
                 |_| Ok(()),
+                &self.setup_entry(keyferry::audit::EventKind::MappingAdded, id),
             )
             .await
             .expect("mapping");
+    }
+
+    /// The audit entry of a change the harness makes straight in the store,
+    /// as the admin API would audit it (actor `test-harness`).
+    fn setup_entry(
+        &self,
+        kind: keyferry::audit::EventKind,
+        id: &str,
+    ) -> keyferry::storage::OutboxEntry {
+        keyferry::audit::AuditEvent::new(kind, "test-harness", serde_json::json!({ "id": id }))
+            .outbox(self.state.now_ms())
     }
 
     /// Onboards ad tech `id` without any identity mapping.
@@ -580,15 +592,18 @@ impl Broker {
         let now = self.state.now_ms();
         self.state
             .store
-            .insert_adtech(&keyferry::storage::AdTech {
-                id: id.into(),
-                name: id.into(),
-                sites: vec![],
-                use_cases: use_cases.iter().map(|u| (*u).to_owned()).collect(),
-                enabled: true,
-                created_at: now,
-                updated_at: now,
-            })
+            .insert_adtech(
+                &keyferry::storage::AdTech {
+                    id: id.into(),
+                    name: id.into(),
+                    sites: vec![],
+                    use_cases: use_cases.iter().map(|u| (*u).to_owned()).collect(),
+                    enabled: true,
+                    created_at: now,
+                    updated_at: now,
+                },
+                &self.setup_entry(keyferry::audit::EventKind::AdtechCreated, id),
+            )
             .await
             .expect("adtech");
     }
