@@ -81,7 +81,16 @@ async fn key(
     };
     state
         .store
-        .insert_received_key(&record, &splits)
+        .insert_received_key(
+            &record,
+            &splits,
+            &keyferry::audit::AuditEvent::new(
+                keyferry::audit::EventKind::KeyReceived,
+                "test",
+                serde_json::json!({}),
+            )
+            .outbox(0),
+        )
         .await
         .expect("insert key");
 }

@@ -83,6 +83,12 @@ async fn setup(db: Db) -> Option<Setup> {
                 revoked_at: None,
             },
             &splits,
+            &keyferry::audit::AuditEvent::new(
+                keyferry::audit::EventKind::KeyReceived,
+                "test",
+                serde_json::json!({}),
+            )
+            .outbox(0),
         )
         .await
         .expect("key");

@@ -172,15 +172,16 @@ impl Governance {
             expires_at,
             applied_at: None,
         };
-        let mut tx = store.lock_governance(now_ms).await?;
-        tx.insert_proposal(&stored).await?;
-        tx.commit().await?;
         let event = AuditEvent::new(
             EventKind::GovProposed,
             actor,
             json!({"proposalId": id, "kind": change.kind(), "digest": digest, "change": change, "expiresAt": expires_at}),
         );
-        audit.record(now_ms, event).await?;
+        let mut tx = store.lock_governance(now_ms).await?;
+        tx.insert_proposal(&stored).await?;
+        tx.outbox(&event.outbox(now_ms)).await?;
+        tx.commit().await?;
+        flush(audit).await;
         self.view(store, &id, now_ms).await
     }
 
@@ -199,28 +200,11 @@ impl Governance {
         now_ms: i64,
     ) -> Result<ProposalView, Error> {
         match self
-            .approve_locked(store, proposal_id, member, signature, now_ms)
+            .approve_locked(store, proposal_id, member, signature, actor, now_ms)
             .await
         {
-            Ok(outcome) => {
-                let event = AuditEvent::new(
-                    EventKind::GovBallot,
-                    actor,
-                    json!({"proposalId": proposal_id, "member": member, "approvals": outcome.approvals, "threshold": outcome.threshold}),
-                );
-                audit.record(now_ms, event).await?;
-                if let Some(applied) = outcome.applied {
-                    let event = AuditEvent::new(
-                        if applied.is_ok() {
-                            EventKind::GovApplied
-                        } else {
-                            EventKind::GovRejected
-                        },
-                        format!("governance:{}", self.coordinator),
-                        json!({"proposalId": proposal_id, "digest": outcome.digest, "change": outcome.change, "error": applied.err()}),
-                    );
-                    audit.record(now_ms, event).await?;
-                }
+            Ok(()) => {
+                flush(audit).await;
                 self.view(store, proposal_id, now_ms).await
             }
             Err(error) => {
@@ -243,8 +227,9 @@ impl Governance {
         proposal_id: &str,
         member: &str,
         signature: &str,
+        actor: &str,
         now_ms: i64,
-    ) -> Result<BallotOutcome, Error> {
+    ) -> Result<(), Error> {
         use axum::http::StatusCode;
         let mut tx = store.lock_governance(now_ms).await?;
         let proposal = tx.proposal(proposal_id).await?;
@@ -327,14 +312,28 @@ impl Governance {
             tx.set_proposal_status(proposal_id, next, now_ms).await?;
             applied = Some(result);
         }
+        // The ballot, and the change it applied, commit with their entries.
+        let ballot = AuditEvent::new(
+            EventKind::GovBallot,
+            actor,
+            json!({"proposalId": proposal_id, "member": member, "approvals": approvals, "threshold": threshold}),
+        );
+        tx.outbox(&ballot.outbox(now_ms)).await?;
+        if let Some(applied) = applied {
+            let kind = if applied.is_ok() {
+                EventKind::GovApplied
+            } else {
+                EventKind::GovRejected
+            };
+            let event = AuditEvent::new(
+                kind,
+                format!("governance:{}", self.coordinator),
+                json!({"proposalId": proposal_id, "digest": proposal.digest, "change": change, "error": applied.err()}),
+            );
+            tx.outbox(&event.outbox(now_ms)).await?;
+        }
         tx.commit().await?;
-        Ok(BallotOutcome {
-            approvals,
-            threshold,
-            digest: proposal.digest,
-            change,
-            applied,
-        })
+        Ok(())
     }
 
     /// Checks a change before it becomes a proposal.
@@ -396,16 +395,6 @@ impl Governance {
             id: proposal.id,
         })
     }
-}
-
-struct BallotOutcome {
-    approvals: Vec<String>,
-    threshold: u32,
-    digest: String,
-    change: Change,
-    /// `Some` when this ballot reached the threshold: whether the change
-    /// could be applied.
-    applied: Option<Result<(), String>>,
 }
 
 /// Applies an approved change inside the governance transaction. A change
@@ -481,4 +470,12 @@ fn validate_policy(policy: &serde_json::Value) -> Result<(), String> {
 /// Base64 of a signature, for the CLI.
 pub fn encode_signature(signature: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(signature)
+}
+
+/// Moves committed entries into the log before the answer; they are durable
+/// in the outbox already, so a failure only delays them.
+async fn flush(audit: &dyn Audit) {
+    if let Err(e) = audit.flush().await {
+        tracing::warn!(error = %e, "audit entries wait in the outbox");
+    }
 }

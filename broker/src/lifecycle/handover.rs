@@ -277,7 +277,16 @@ pub(super) async fn receive(
         next_attempt_at: 0,
         revoked_at: None,
     };
-    match service.store().insert_received_key(&record, &splits).await {
+    let received = AuditEvent::new(
+        EventKind::KeyReceived,
+        caller.subject.clone(),
+        json!({"keyId": request.key_id, "useCase": request.use_case}),
+    );
+    match service
+        .store()
+        .insert_received_key(&record, &splits, &received.outbox(service.now_ms()))
+        .await
+    {
         Ok(()) => {}
         // A concurrent replay of the same handover won the race.
         Err(StoreError::Conflict(_)) => {
@@ -298,12 +307,9 @@ pub(super) async fn receive(
         }
         Err(e) => return Err(e.into()),
     }
-    let event = AuditEvent::new(
-        EventKind::KeyReceived,
-        caller.subject,
-        json!({"keyId": request.key_id, "useCase": request.use_case}),
-    );
-    state.audit.record(service.now_ms(), event).await?;
+    if let Err(e) = state.audit.flush().await {
+        tracing::warn!(error = %e, "audit entries wait in the outbox");
+    }
     Ok((
         StatusCode::OK,
         Json(HandoverAnswer {

@@ -219,16 +219,17 @@ impl KeyService {
         )))
     }
 
-    async fn record(
-        &self,
-        kind: EventKind,
-        details: serde_json::Value,
-    ) -> Result<(), LifecycleError> {
-        let actor = format!("coordinator:{}", self.name);
-        self.audit
-            .record(self.now_ms(), AuditEvent::new(kind, actor, details))
-            .await?;
-        Ok(())
+    /// An event of this coordinator's lifecycle.
+    fn event(&self, kind: EventKind, details: serde_json::Value) -> AuditEvent {
+        AuditEvent::new(kind, format!("coordinator:{}", self.name), details)
+    }
+
+    /// Moves entries committed with their changes into the log now; they
+    /// are durable already, so a failure only delays them.
+    async fn flush(&self) {
+        if let Err(e) = self.audit.flush().await {
+            tracing::warn!(error = %e, "audit entries wait in the outbox");
+        }
     }
 
     /// Wraps a split with the storage KEK and every workload cloud's KEK.
@@ -275,16 +276,18 @@ impl KeyService {
                     ciphertext: kek.wrap(&split).await?,
                 };
                 drop(split);
-                if self
-                    .store
-                    .add_split(&key_id, &rewrapped, self.now_ms())
-                    .await?
-                {
-                    self.record(
+                let entry = self
+                    .event(
                         EventKind::KeyRewrapped,
                         json!({"keyId": key_id, "cloud": name, "kek": target}),
                     )
-                    .await?;
+                    .outbox(self.now_ms());
+                if self
+                    .store
+                    .add_split(&key_id, &rewrapped, self.now_ms(), &entry)
+                    .await?
+                {
+                    self.flush().await;
                     outcome.rewrapped.push(RewrappedSplit {
                         key_id,
                         cloud: name.as_str().to_owned(),
@@ -391,16 +394,15 @@ impl KeyService {
                 .take(usize::try_from(still_missing).unwrap_or(0))
             {
                 tx.insert(&record, &wrapped_a, Some(&sealed_b)).await?;
+                let generated = self.event(
+                    EventKind::KeyGenerated,
+                    json!({"keyId": record.id, "useCase": use_case.name}),
+                );
+                tx.outbox(&generated.outbox(self.now_ms())).await?;
                 made.push(record.id);
             }
             tx.commit().await?;
-            for id in &made {
-                self.record(
-                    EventKind::KeyGenerated,
-                    json!({"keyId": id, "useCase": use_case.name}),
-                )
-                .await?;
-            }
+            self.flush().await;
             if !made.is_empty() {
                 tracing::info!(use_case = %use_case.name, count = made.len(), "generated keys; handing split B to the peer");
             }
@@ -468,12 +470,18 @@ impl KeyService {
             };
             match outcome {
                 Ok(peer_signature) => {
-                    if self.store.activate_key(&key.id, &peer_signature).await? {
-                        self.record(
+                    let entry = self
+                        .event(
                             EventKind::KeyActivated,
                             json!({"keyId": key.id, "useCase": key.use_case}),
                         )
-                        .await?;
+                        .outbox(self.now_ms());
+                    if self
+                        .store
+                        .activate_key(&key.id, &peer_signature, &entry)
+                        .await?
+                    {
+                        self.flush().await;
                         activated += 1;
                     }
                 }
@@ -534,28 +542,38 @@ impl KeyService {
         let now = self.now_ms();
         let purged = self
             .store
-            .purge_keys(now, now - ms(self.timing.handover_timeout))
+            .purge_keys(
+                now,
+                now - ms(self.timing.handover_timeout),
+                |id, was_pending| {
+                    let kind = if was_pending {
+                        EventKind::KeyDropped
+                    } else {
+                        EventKind::KeyDeleted
+                    };
+                    self.event(kind, json!({"keyId": id})).outbox(now)
+                },
+            )
             .await?;
-        for (id, was_pending) in &purged {
-            let kind = if *was_pending {
-                EventKind::KeyDropped
-            } else {
-                EventKind::KeyDeleted
-            };
-            self.record(kind, json!({"keyId": id})).await?;
-        }
+        self.flush().await;
         Ok(purged.len())
     }
 
     /// Revokes a key (admin).
     pub async fn revoke(&self, id: &str, actor: &str) -> Result<KeyRecord, LifecycleError> {
-        let key = self.store.revoke_key(id, self.now_ms()).await?;
-        let event = AuditEvent::new(
-            EventKind::KeyRevoked,
-            actor,
-            json!({"keyId": id, "useCase": key.use_case}),
-        );
-        self.audit.record(self.now_ms(), event).await?;
+        let now = self.now_ms();
+        let key = self
+            .store
+            .revoke_key(id, now, |key| {
+                AuditEvent::new(
+                    EventKind::KeyRevoked,
+                    actor,
+                    json!({"keyId": id, "useCase": key.use_case}),
+                )
+                .outbox(now)
+            })
+            .await?;
+        self.flush().await;
         Ok(key)
     }
 

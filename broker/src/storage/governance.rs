@@ -5,7 +5,8 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{Store, StoreError, conflict_or};
+use super::audit_log::insert_outbox_in;
+use super::{OutboxEntry, Store, StoreError, conflict_or};
 
 const THRESHOLD_SETTING: &str = "gov_threshold";
 
@@ -183,6 +184,12 @@ pub struct GovernanceTx {
 }
 
 impl GovernanceTx {
+    /// Writes the audit entry of this transaction's change into the outbox,
+    /// to commit with it.
+    pub async fn outbox(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        insert_outbox_in(&mut self.tx, entry).await
+    }
+
     /// Members, by name.
     pub async fn members(&mut self) -> Result<Vec<GovMember>, StoreError> {
         members_in(&mut *self.tx).await

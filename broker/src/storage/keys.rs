@@ -4,7 +4,8 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{Store, StoreError, conflict_or};
+use super::audit_log::insert_outbox_in;
+use super::{OutboxEntry, Store, StoreError, conflict_or};
 
 /// A key's status column. `retired` (past expiration) and `deleted` (past
 /// TTL) follow from time and are not stored.
@@ -170,6 +171,12 @@ impl KeyGenerationTx {
         insert_key_in(&mut self.tx, key, splits, handover).await
     }
 
+    /// Writes the audit entry of a generated key into the outbox, to commit
+    /// with it.
+    pub async fn outbox(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        insert_outbox_in(&mut self.tx, entry).await
+    }
+
     /// Makes the new keys durable and releases the lock.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
@@ -188,14 +195,17 @@ impl Store {
         Ok(KeyGenerationTx { tx })
     }
 
-    /// Stores a key received from the Type-1 (with its wrapped split B).
+    /// Stores a key received from the Type-1 (with its wrapped split B),
+    /// and `audit` in the same transaction.
     pub async fn insert_received_key(
         &self,
         key: &KeyRecord,
         splits: &[StoredSplit],
+        audit: &OutboxEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_key_in(&mut tx, key, splits, None).await?;
+        insert_outbox_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -258,17 +268,28 @@ impl Store {
     }
 
     /// Marks a pending key active with the peer's signature; false if it was
-    /// not pending (dropped or already active).
-    pub async fn activate_key(&self, id: &str, peer_signature: &str) -> Result<bool, StoreError> {
+    /// not pending (dropped or already active). `audit` commits with it.
+    pub async fn activate_key(
+        &self,
+        id: &str,
+        peer_signature: &str,
+        audit: &OutboxEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE keys SET status = 'active', peer_signature = $1, handover = NULL \
              WHERE id = $2 AND status = 'pending'",
         )
         .bind(peer_signature)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let activated = done.rows_affected() == 1;
+        if activated {
+            insert_outbox_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(activated)
     }
 
     /// Records a failed handover attempt and when to try again.
@@ -287,19 +308,27 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes a key: out of publication and split serving at once.
-    pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<KeyRecord, StoreError> {
-        let done = sqlx::query(
-            "UPDATE keys SET status = 'revoked', revoked_at = $1, handover = NULL WHERE id = $2",
-        )
+    /// Revokes a key: out of publication and split serving at once; the
+    /// entry `audit` makes of it commits in the same transaction.
+    pub async fn revoke_key(
+        &self,
+        id: &str,
+        now_ms: i64,
+        audit: impl FnOnce(&KeyRecord) -> OutboxEntry,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key: KeyRecord = sqlx::query_as(&format!(
+            "UPDATE keys SET status = 'revoked', revoked_at = $1, handover = NULL WHERE id = $2 \
+             RETURNING {KEY_COLUMNS}"
+        ))
         .bind(now_ms)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("key `{id}`")));
-        }
-        self.key(id).await
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("key `{id}`")))?;
+        insert_outbox_in(&mut tx, &audit(&key)).await?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     /// Deletes keys (and their splits) matching: past TTL, or pending since
@@ -308,6 +337,7 @@ impl Store {
         &self,
         now_ms: i64,
         pending_cutoff_ms: i64,
+        audit: impl Fn(&str, bool) -> OutboxEntry,
     ) -> Result<Vec<(String, bool)>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -327,7 +357,9 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-            purged.push((id, status == status::PENDING));
+            let was_pending = status == status::PENDING;
+            insert_outbox_in(&mut tx, &audit(&id, was_pending)).await?;
+            purged.push((id, was_pending));
         }
         tx.commit().await?;
         Ok(purged)
@@ -361,13 +393,15 @@ impl Store {
 
     /// Adds a split wrapped by one more KEK. Returns false when the key
     /// already has one under that KEK (another replica re-wrapped first) or
-    /// is gone (purged meanwhile).
+    /// is gone (purged meanwhile). `audit` commits with it.
     pub async fn add_split(
         &self,
         key_id: &str,
         split: &StoredSplit,
         now_ms: i64,
+        audit: &OutboxEntry,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO key_splits (key_id, kek_uri, ciphertext, created_at) \
              SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM keys WHERE id = $1) \
@@ -377,9 +411,14 @@ impl Store {
         .bind(&split.kek_uri)
         .bind(&split.ciphertext)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let added = done.rows_affected() == 1;
+        if added {
+            insert_outbox_in(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// A key's wrapped splits.
