@@ -71,5 +71,8 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+step "hostile requests over every OpenAPI route (scripts/api-fuzz.sh)"
+bash scripts/api-fuzz.sh
+
 step "fuzz smoke: every target for 30 s (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 30
