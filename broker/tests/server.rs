@@ -17,6 +17,18 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The broker's `/metrics` body (open access).
+async fn metrics_text(broker: &Broker) -> String {
+    client()
+        .get(format!("{}/metrics", broker.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn problem(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let content_type = response
@@ -174,14 +186,7 @@ async fn made_up_methods_share_one_metric_label() {
             .expect("answered");
         invented.push(name);
     }
-    let text = client()
-        .get(format!("{}/metrics", broker.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&broker).await;
     assert!(
         text.len() < 64 * 1024,
         "/metrics grew to {} bytes",
@@ -424,14 +429,7 @@ async fn metrics_count_requests_by_route_and_status() {
         .send()
         .await
         .expect("get");
-    let text = client()
-        .get(format!("{}/metrics", broker.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&broker).await;
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.starts_with(needle))

@@ -37,14 +37,6 @@ fn outbox_entry(state: &AdminState, kind: EventKind, actor: &str, details: Value
     AuditEvent::new(kind, actor, details).outbox(unix_ms(state.clock.now()))
 }
 
-/// Moves the committed entries into the log before the answer. They are
-/// durable already: if this fails they reach the log at its next write.
-async fn flush(state: &AdminState) {
-    if let Err(e) = state.audit.flush().await {
-        tracing::warn!(error = %e, "audit entries wait in the outbox");
-    }
-}
-
 fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
@@ -81,7 +73,7 @@ pub(super) async fn add_issuer(
     registry
         .insert(config)
         .map_err(|e| Error::invalid_field("issuer", e))?;
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok((StatusCode::CREATED, Json(to_value(&entry))))
 }
 
@@ -149,7 +141,7 @@ pub(super) async fn remove_issuer(
         })
         .await?;
     state.federation.remove_issuer(&removed.issuer);
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok(Json(to_value(&Removed {
         removed: removed.document,
     })))
@@ -181,7 +173,7 @@ pub(super) async fn create_adtech(
         record.clone(),
     );
     state.store.insert_adtech(&adtech, &audit).await?;
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -230,7 +222,7 @@ pub(super) async fn update_adtech(
         .store
         .set_adtech_enabled(&id, patch.enabled, unix_ms(state.clock.now()), &audit)
         .await?;
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok(Json(to_value(&AdTechRecord::from(adtech))))
 }
 
@@ -301,7 +293,7 @@ pub(super) async fn add_identity(
             StoreError::Conflict(what) => Error::Conflict(format!("identity {what}")),
             other => other.into(),
         })?;
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -346,7 +338,7 @@ pub(super) async fn remove_identity(
         })
         .await?;
     let removed = IdentityMapping::from(removed);
-    flush(&state).await;
+    state.audit.publish_outbox().await;
     Ok(Json(to_value(&Removed { removed })))
 }
 

@@ -77,9 +77,18 @@ pub trait Audit: Send + Sync + std::fmt::Debug {
     /// Durably records `event` at `at_ms`; returns its position in the log.
     async fn record(&self, at_ms: i64, event: AuditEvent) -> Result<i64, StoreError>;
 
-    /// Moves the outbox's entries into the log now (changes that write
-    /// their entry in their own transaction call this after committing).
+    /// Moves the outbox's entries into the log now.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// What a change that wrote its entry in its own transaction calls
+    /// after committing, before it answers: the entry is durable in the
+    /// outbox already, so a failed move only delays it (to the next write
+    /// or start) and is logged, not returned.
+    async fn publish_outbox(&self) {
+        if let Err(e) = self.flush().await {
+            tracing::warn!(error = %e, "audit entries wait in the outbox");
+        }
+    }
 }
 
 pub use api::MAX_ENTRIES_PER_CALL;

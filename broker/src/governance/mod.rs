@@ -181,7 +181,7 @@ impl Governance {
         tx.insert_proposal(&stored).await?;
         tx.outbox(&event.outbox(now_ms)).await?;
         tx.commit().await?;
-        flush(audit).await;
+        audit.publish_outbox().await;
         self.view(store, &id, now_ms).await
     }
 
@@ -204,7 +204,7 @@ impl Governance {
             .await
         {
             Ok(()) => {
-                flush(audit).await;
+                audit.publish_outbox().await;
                 self.view(store, proposal_id, now_ms).await
             }
             Err(error) => {
@@ -470,12 +470,4 @@ fn validate_policy(policy: &serde_json::Value) -> Result<(), String> {
 /// Base64 of a signature, for the CLI.
 pub fn encode_signature(signature: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(signature)
-}
-
-/// Moves committed entries into the log before the answer; they are durable
-/// in the outbox already, so a failure only delays them.
-async fn flush(audit: &dyn Audit) {
-    if let Err(e) = audit.flush().await {
-        tracing::warn!(error = %e, "audit entries wait in the outbox");
-    }
 }

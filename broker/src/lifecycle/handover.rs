@@ -307,9 +307,7 @@ pub(super) async fn receive(
         }
         Err(e) => return Err(e.into()),
     }
-    if let Err(e) = state.audit.flush().await {
-        tracing::warn!(error = %e, "audit entries wait in the outbox");
-    }
+    state.audit.publish_outbox().await;
     Ok((
         StatusCode::OK,
         Json(HandoverAnswer {

@@ -224,14 +224,6 @@ impl KeyService {
         AuditEvent::new(kind, format!("coordinator:{}", self.name), details)
     }
 
-    /// Moves entries committed with their changes into the log now; they
-    /// are durable already, so a failure only delays them.
-    async fn flush(&self) {
-        if let Err(e) = self.audit.flush().await {
-            tracing::warn!(error = %e, "audit entries wait in the outbox");
-        }
-    }
-
     /// Wraps a split with the storage KEK and every workload cloud's KEK.
     pub(super) async fn wrap_split(
         &self,
@@ -287,7 +279,7 @@ impl KeyService {
                     .add_split(&key_id, &rewrapped, self.now_ms(), &entry)
                     .await?
                 {
-                    self.flush().await;
+                    self.audit.publish_outbox().await;
                     outcome.rewrapped.push(RewrappedSplit {
                         key_id,
                         cloud: name.as_str().to_owned(),
@@ -402,7 +394,7 @@ impl KeyService {
                 made.push(record.id);
             }
             tx.commit().await?;
-            self.flush().await;
+            self.audit.publish_outbox().await;
             if !made.is_empty() {
                 tracing::info!(use_case = %use_case.name, count = made.len(), "generated keys; handing split B to the peer");
             }
@@ -481,7 +473,7 @@ impl KeyService {
                         .activate_key(&key.id, &peer_signature, &entry)
                         .await?
                     {
-                        self.flush().await;
+                        self.audit.publish_outbox().await;
                         activated += 1;
                     }
                 }
@@ -555,7 +547,7 @@ impl KeyService {
                 },
             )
             .await?;
-        self.flush().await;
+        self.audit.publish_outbox().await;
         Ok(purged.len())
     }
 
@@ -573,7 +565,7 @@ impl KeyService {
                 .outbox(now)
             })
             .await?;
-        self.flush().await;
+        self.audit.publish_outbox().await;
         Ok(key)
     }
 

@@ -130,7 +130,7 @@ impl Store {
                 })?;
             }
             if !file.is_empty() && file != ":memory:" {
-                create_private_file(Path::new(file)).map_err(|e| {
+                crate::files::create_private_file(Path::new(file)).map_err(|e| {
                     StoreError::Database(sqlx::Error::Configuration(
                         format!("cannot create {file}: {e}").into(),
                     ))
@@ -202,40 +202,6 @@ impl Store {
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Serialising plain data structs and serde_json::Value cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-/// Creates the database file empty with mode 0600 (SQLite would create it
-/// with the umask's mode, usually 0644, and gives its `-wal` and `-shm`
-/// files the main file's mode); tightens an existing file that others can
-/// read. The file holds wrapped splits, key metadata and the audit log.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(path)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        path = %path.display(),
-                        mode = format!("{:o}", mode & 0o777),
-                        "the database file was readable by others; set to 0600"
-                    );
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-                }
-            }
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]
