@@ -10,17 +10,22 @@
 //! - `node`: the stdin/stdout driver both npm servers share.
 //! - `moto`: [`Moto`], the AWS KMS and STS emulator from the repository's
 //!   `.venv`.
+//! - `fault`: [`FaultProxy`], a TCP proxy in front of any of them (or the
+//!   database, or the peer coordinator) that refuses, hangs, answers 503 or
+//!   goes slow on demand.
 //! - [`install_crypto_provider`]: the one rustls provider of a test process.
 //!
 //! A missing emulator skips the calling test with a printed reason (the
 //! starters return `None`), except under `CI=true`, where a missing
 //! prerequisite is a broken set-up and fails the test.
 
+mod fault;
 mod idp;
 mod moto;
 mod node;
 mod operator_idp;
 
+pub use fault::{Fault, FaultProxy};
 pub use idp::NodeIdp;
 pub use moto::{Moto, free_port, venv};
 pub use operator_idp::OperatorIdp;

@@ -233,6 +233,12 @@ impl Config {
         if self.server.max_connections == 0 {
             problem("server.max_connections", "must be at least 1".into());
         }
+        if self.coordinator.peer_timeout.is_zero() {
+            problem(
+                "coordinator.peer_timeout",
+                "must be longer than zero".into(),
+            );
+        }
         if self.server.request_timeout.is_zero() {
             problem("server.request_timeout", "must be longer than zero".into());
         }

@@ -247,6 +247,10 @@ pub struct CoordinatorConfig {
     pub storage_kek: String,
     /// Overrides the storage KEK's KMS endpoint (emulators; dev profile).
     pub storage_kek_endpoint: Option<Url>,
+    /// How long a Type-1 waits for its peer's answer (connect included)
+    /// before it counts the handover as failed and retries later.
+    #[serde(with = "humantime_serde")]
+    pub peer_timeout: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -258,6 +262,7 @@ impl Default for CoordinatorConfig {
             peer_issuer: None,
             storage_kek: "local-kek://storage".into(),
             storage_kek_endpoint: None,
+            peer_timeout: Duration::from_secs(10),
         }
     }
 }

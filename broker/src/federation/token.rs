@@ -15,7 +15,9 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use idp::{MappingRejection, TOKEN_EXCHANGE_GRANT, UnverifiedIdentity, VerifiedToken};
+use idp::{
+    MappingRejection, TOKEN_EXCHANGE_GRANT, TokenRejection, UnverifiedIdentity, VerifiedToken,
+};
 use serde_json::json;
 use wire::{OAuthErrorBody, TokenResponse};
 
@@ -262,11 +264,22 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
         .validator
         .validate(subject_token)
         .await
-        .map_err(|r| {
-            Denial::grant(
+        .map_err(|r| match r {
+            // The broker's dependency failed, not the workload's token: a
+            // 400 would tell the workload its token is bad and not to retry.
+            TokenRejection::IssuerUnreachable => Denial {
+                error: OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    description: r.description().into(),
+                    retry_after: Some(5),
+                },
+                reason: r.code(),
+            },
+            r => Denial::grant(
                 r.code(),
                 format!("subject token refused: {}", r.description()),
-            )
+            ),
         })?;
 
     let over_limit = federation

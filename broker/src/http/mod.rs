@@ -4,9 +4,11 @@
 //! Middleware, outermost first: request id (set, or kept from the client's
 //! `x-request-id` when it is short and plain), a tracing span carrying that id (so every log line of the
 //! request has it), metrics, error normalisation (framework-made errors such
-//! as 404/405/408/413 become problem+json), panic catching, the request
-//! timeout, and the body limit.
+//! as 404/405/413 become problem+json), panic catching, the request
+//! deadline (408 when the client was slow, 503 when the broker was: see
+//! `deadline`), and the body limit.
 
+mod deadline;
 mod extract;
 mod health;
 pub(crate) mod metrics;
@@ -21,7 +23,6 @@ use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use extract::{ApiJson, ApiQuery};
@@ -56,10 +57,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline::deadline))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             Problem::new(
@@ -168,8 +166,8 @@ async fn not_found() -> crate::Error {
     crate::Error::NotFound("no such route".into())
 }
 
-/// Errors made by the framework or middleware (405 from the router, 408
-/// from the timeout, 413 from the body limit, text rejections from axum's
+/// Errors made by the framework or middleware (405 from the router, 413
+/// from the body limit, text rejections from axum's
 /// extractors) carry no body or plain text. Rewrite them as problem+json so
 /// that every error a client sees has the same shape. Responses that are
 /// already JSON (ours, and the OAuth and Privacy Sandbox formats) pass

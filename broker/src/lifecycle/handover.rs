@@ -52,9 +52,9 @@ pub(super) struct PeerClient {
 }
 
 impl PeerClient {
-    pub(super) fn new(base: &str) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(base: &str, timeout: std::time::Duration) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(PeerClient {

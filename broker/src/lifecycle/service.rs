@@ -151,7 +151,8 @@ impl KeyService {
                     .filter(|u| *u != "embedded")
                 {
                     peer = Some(
-                        PeerClient::new(url).map_err(|e| LifecycleError::Peer(e.to_string()))?,
+                        PeerClient::new(url, config.coordinator.peer_timeout)
+                            .map_err(|e| LifecycleError::Peer(e.to_string()))?,
                     );
                 }
             }

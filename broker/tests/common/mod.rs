@@ -654,6 +654,45 @@ impl Broker {
             .collect()
     }
 
+    /// Moves every committed audit entry into the log, then checks the
+    /// whole log as an auditor would (every leaf, the tree head and its
+    /// signature) and that its indexes run 0.. without a gap. Returns its
+    /// size.
+    pub async fn assert_log_verifies(&self) -> u64 {
+        self.state
+            .audit
+            .flush()
+            .await
+            .expect("flush the audit outbox");
+        assert_eq!(self.state.store.outbox_len().await.expect("outbox"), 0);
+        let sth = self.state.audit_log.sth().await.expect("sth");
+        let size = i64::try_from(sth.tree_size).expect("size");
+        let entries = self
+            .state
+            .store
+            .audit_entries(0, size)
+            .await
+            .expect("entries");
+        let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, (0..size).collect::<Vec<_>>(), "one order, no gap");
+        let export = keyferry::audit::verify::Export {
+            sth,
+            entries: entries
+                .iter()
+                .map(|e| keyferry::audit::verify::ExportedEntry {
+                    index: e.index as u64,
+                    entry: e.entry.clone(),
+                    leaf_hash: e.leaf_hash.as_ref().map(|h| {
+                        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h)
+                    }),
+                })
+                .collect(),
+        };
+        keyferry::audit::verify::verify(&export, None)
+            .expect("the log verifies")
+            .tree_size
+    }
+
     /// The audit entries of one kind.
     pub async fn audit_of_kind(&self, kind: &str) -> Vec<Value> {
         self.audit_events()
