@@ -1,0 +1,267 @@
+//! Crash consistency: `keyferry serve` (dev profile: SQLite, the embedded
+//! Type-2, the lifecycle and audit tasks, the production start path)
+//! killed with SIGKILL at random points while it generates keys, hands
+//! them over, rotates, onboards ad techs and records it all, 50 times on
+//! one data directory.
+//!
+//! After each kill the data directory is opened as the next start opens it
+//! and checked: every change the broker answered is there with its audit
+//! entry; every active key has split A at the Type-1 and split B at the
+//! Type-2; the log verifies with one order and no gap. At the end, the
+//! splits of every key are recombined from the stores and searched for in
+//! every file under the data directory, database journals included: no
+//! plaintext split or private key is on disk.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cloud_adapters::{KeyWrapper, LocalKek};
+use common::process::serve;
+use keyferry::audit::{Audit as _, AuditEntry, TransparencyLog};
+use keyferry::storage::Store;
+use rand::Rng;
+use serde_json::json;
+
+const KILLS: usize = 50;
+
+async fn open_store(db: &Path) -> Store {
+    Store::connect(&format!("sqlite://{}", db.display()), 1)
+        .await
+        .expect("open the SQLite file")
+}
+
+async fn storage_kek(data: &Path) -> Arc<dyn KeyWrapper> {
+    Arc::new(
+        LocalKek::open_or_create(&data.join("keks"), "storage")
+            .await
+            .expect("local KEK"),
+    )
+}
+
+/// What the clients saw answered while the broker ran.
+#[derive(Default)]
+struct Acknowledged {
+    adtechs: BTreeSet<String>,
+}
+
+/// Fires onboarding and rotation requests at `base` until the broker dies;
+/// records what it answered with success.
+async fn drive(base: String, token: String, round: usize, seen: Arc<Mutex<Acknowledged>>) {
+    let client = reqwest::Client::new();
+    for n in 0.. {
+        let id = format!("a-{round}-{n}");
+        let created = client
+            .post(format!("{base}/v1/admin/adtechs"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"id": id, "name": id, "sites": [format!("https://{id}.example")],
+                          "useCases": ["aggregation-service"]}),
+            )
+            .send()
+            .await;
+        let Ok(created) = created else { return };
+        if created.status() == 201 {
+            seen.lock().expect("lock").adtechs.insert(id);
+        }
+        if n % 3 == 0 {
+            let rotated = client
+                .post(format!("{base}/v1/admin/keys/rotate"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await;
+            if rotated.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Opens the stores as the next start does and checks every invariant.
+async fn assert_consistent(data: &Path, seen: &Acknowledged, after: usize) {
+    let type1 = open_store(&data.join("keyferry.db")).await;
+    let type2 = open_store(&data.join("peer/keyferry.db")).await;
+
+    // The log, as the next start's writer opens it: committed entries
+    // waiting in the outbox move into the tree, once.
+    let clock: Arc<dyn idp::Clock> = Arc::new(idp::SystemClock);
+    let log = TransparencyLog::open(type1.clone(), storage_kek(data).await, clock)
+        .await
+        .expect("the log opens after a kill");
+    log.flush().await.expect("flush");
+    let sth = log.sth().await.expect("sth");
+    let size = i64::try_from(sth.tree_size).expect("size");
+    let entries = type1.audit_entries(0, size).await.expect("entries");
+    let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
+    assert_eq!(
+        indexes,
+        (0..size).collect::<Vec<_>>(),
+        "kill {after}: a gap"
+    );
+    let export = keyferry::audit::verify::Export {
+        sth,
+        entries: entries
+            .iter()
+            .map(|e| keyferry::audit::verify::ExportedEntry {
+                index: e.index as u64,
+                entry: e.entry.clone(),
+                leaf_hash: e
+                    .leaf_hash
+                    .as_ref()
+                    .map(|h| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h)),
+            })
+            .collect(),
+    };
+    keyferry::audit::verify::verify(&export, None)
+        .unwrap_or_else(|e| panic!("kill {after}: the log does not verify: {e}"));
+
+    // Every answered change is there, with its entry.
+    let created: BTreeSet<String> = entries
+        .iter()
+        .map(|e| AuditEntry::parse(&e.entry).expect("entry"))
+        .map(|e| serde_json::to_value(e).expect("JSON"))
+        .filter(|e| e["kind"] == "adtech.created")
+        .filter_map(|e| e["details"]["id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &seen.adtechs {
+        assert!(type1.adtech(id).await.is_ok(), "kill {after}: {id} lost");
+        assert!(created.contains(id), "kill {after}: {id} has no entry");
+    }
+    // ... and nothing has an entry that is not there.
+    for id in &created {
+        assert!(
+            type1.adtech(id).await.is_ok(),
+            "kill {after}: {id} audited, not stored"
+        );
+    }
+
+    // No active key without both splits.
+    for key in type1.keys(None).await.expect("keys") {
+        if key.status == "active" {
+            assert!(
+                !type1.splits(&key.id).await.expect("splits").is_empty(),
+                "kill {after}: {} has no split A",
+                key.id
+            );
+            assert_eq!(
+                type2.splits(&key.id).await.expect("splits").len(),
+                1,
+                "kill {after}: {} is active without split B",
+                key.id
+            );
+        }
+    }
+    type1.close().await;
+    type2.close().await;
+}
+
+/// Every split and recombined keyset of every key both stores hold, and
+/// one wrapped split as it is stored (which the search must find).
+async fn secrets(data: &Path) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let type1 = open_store(&data.join("keyferry.db")).await;
+    let type2 = open_store(&data.join("peer/keyferry.db")).await;
+    let (kek1, kek2) = (
+        storage_kek(data).await,
+        storage_kek(&data.join("peer")).await,
+    );
+    let mut secrets = Vec::new();
+    let mut stored = Vec::new();
+    for key in type1.keys(None).await.expect("keys") {
+        let a = type1.splits(&key.id).await.expect("splits");
+        let b = type2.splits(&key.id).await.expect("splits");
+        let (Some(a), Some(b)) = (a.first(), b.first()) else {
+            continue;
+        };
+        stored.clone_from(&a.ciphertext);
+        let a = kek1.unwrap(&a.ciphertext).await.expect("unwrap A");
+        let b = kek2.unwrap(&b.ciphertext).await.expect("unwrap B");
+        let keyset = keys::recombine(&a, &b).expect("recombine");
+        secrets.extend([a.to_vec(), b.to_vec(), keyset.to_vec()]);
+    }
+    type1.close().await;
+    type2.close().await;
+    (secrets, stored)
+}
+
+/// Which of `needles` (each at least 16 bytes) occur in `bytes`.
+fn found_in(bytes: &[u8], needles: &[&[u8]]) -> BTreeSet<usize> {
+    // Each needle indexed by its first bytes, so the haystack is read once.
+    const PREFIX: usize = 16;
+    let mut by_prefix: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, needle) in needles.iter().enumerate() {
+        assert!(needle.len() >= PREFIX);
+        by_prefix.entry(&needle[..PREFIX]).or_default().push(i);
+    }
+    let mut found = BTreeSet::new();
+    for (at, window) in bytes.windows(PREFIX).enumerate() {
+        for &i in by_prefix.get(window).into_iter().flatten() {
+            if bytes[at..].starts_with(needles[i]) {
+                found.insert(i);
+            }
+        }
+    }
+    found
+}
+
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_fifty_times_mid_work_the_state_stays_consistent_and_no_secret_is_on_disk() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let seen = Arc::new(Mutex::new(Acknowledged::default()));
+    let mut rng = rand::thread_rng();
+    for round in 0..KILLS {
+        let (mut child, base) = serve(&data, dir.path(), &[]);
+        let token = std::fs::read_to_string(data.join("admin-token")).expect("token");
+        let driver = tokio::spawn(drive(base, token, round, seen.clone()));
+        // From the first moments (migrations, the first generation and
+        // handover) to the middle of steady work.
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..900))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let _ = driver.await;
+        let acknowledged = std::mem::take(&mut *seen.lock().expect("lock"));
+        assert_consistent(&data, &acknowledged, round).await;
+        seen.lock()
+            .expect("lock")
+            .adtechs
+            .extend(acknowledged.adtechs);
+    }
+    assert!(
+        seen.lock().expect("lock").adtechs.len() > KILLS,
+        "the kills fell mid-work, not before any"
+    );
+
+    let (secrets, stored) = secrets(&data).await;
+    assert!(secrets.len() >= 15, "keys were made and handed over");
+    // The stored (wrapped) split is the control: the search must see it.
+    let mut needles: Vec<&[u8]> = vec![&stored];
+    needles.extend(secrets.iter().map(Vec::as_slice));
+    let mut files = Vec::new();
+    files_under(&data, &mut files);
+    let mut control_seen = false;
+    for file in files {
+        let found = found_in(&std::fs::read(&file).expect("read"), &needles);
+        control_seen |= found.contains(&0);
+        assert!(
+            found.iter().all(|&i| i == 0),
+            "{} holds a plaintext split or key",
+            file.display()
+        );
+    }
+    assert!(control_seen, "the search finds what is stored");
+}
