@@ -7,9 +7,10 @@ mod common;
 use std::time::Duration;
 
 use attestation::expected_report_data;
-use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
+use attestation::simulated::ReportFields;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::tee::{MEASUREMENT, SimulatedTee};
 use common::{Broker, Db};
 use idp::IssuerKind;
 use keyferry::config::{CloudConfig, UnwrapMode};
@@ -19,37 +20,23 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const USE_CASE: &str = "aggregation-service";
-const GOOD: [u8; 48] = [0x11; 48];
 const SPLIT: &[u8] = b"the coordinator's split, 32 byte";
 
 struct Setup {
     broker: Broker,
-    chip: SimulatedChip,
+    tee: SimulatedTee,
 }
 
 async fn setup(db: Db) -> Option<Setup> {
-    let amd = SimulatedAmd::shared().expect("simulated AMD");
-    let chip = amd.chip(ChipSpec::milan()).expect("chip");
-    let files = tempfile::tempdir().expect("dir");
-    let root = files.path().join("sim-ark.pem");
-    std::fs::write(&root, amd.ark_pem()).expect("write root");
-    let policy = files.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        json!({"measurements": [hex::encode(GOOD)], "min_tcb": {"snp": 8}}).to_string(),
-    )
-    .expect("write policy");
+    let tee = SimulatedTee::new();
     let broker = Broker::start(db, |c| {
-        c.attestation.extra_roots = vec![root.clone()];
-        c.use_cases[0].release_policy = Some(policy.clone());
+        tee.configure(c);
         c.clouds.aws = Some(CloudConfig::with_kek("local-kek://aws-splits"));
         let mut gcp = CloudConfig::with_kek("local-kek://gcp-splits");
         gcp.unwrap = UnwrapMode::Broker;
         c.clouds.gcp = Some(gcp);
     })
     .await?;
-    // Keep the files until the broker has read them (it has, at start).
-    drop(files);
     let now = broker.state.now_ms();
     broker.insert_adtech("adtech-1", &[USE_CASE]).await;
     let state = &broker.state;
@@ -92,7 +79,7 @@ async fn setup(db: Db) -> Option<Setup> {
         )
         .await
         .expect("key");
-    Some(Setup { broker, chip })
+    Some(Setup { broker, tee })
 }
 
 fn credential(broker: &Broker, cloud: IssuerKind, adtech: &str, ttl: Duration) -> String {
@@ -134,15 +121,9 @@ impl<'a> Workload<'a> {
 
     /// Honest report fields for `nonce`, then `tweak`.
     fn evidence(&self, nonce: &[u8], tweak: impl FnOnce(&mut ReportFields)) -> Value {
-        let mut fields = self.setup.chip.report_fields();
-        fields.measurement = GOOD;
-        fields.report_data = expected_report_data(nonce, &self.tee.public_key());
-        tweak(&mut fields);
-        let report = self.setup.chip.sign_report(&fields).expect("sign");
-        let pems = self.setup.chip.cert_pems();
-        let text = |i: usize| String::from_utf8(pems[i].clone()).expect("pem");
-        json!({"type": "sev-snp", "report": B64.encode(report),
-               "certs": {"vcek": text(0), "ask": text(1), "ark": text(2)}})
+        self.setup
+            .tee
+            .evidence(nonce, &self.tee.public_key(), tweak)
     }
 
     async fn release(&self, nonce: &[u8], evidence: Value) -> (u16, Value) {
@@ -230,7 +211,7 @@ async fn an_attested_workload_gets_its_split_sealed_to_its_tee_key(db: Db) {
     assert_eq!(released.len(), 2);
     assert_eq!(
         released[0]["details"]["claims"]["measurement"],
-        hex::encode(GOOD)
+        hex::encode(MEASUREMENT)
     );
     assert_eq!(released[0]["details"]["unwrap"], "cloud-kms");
     assert_eq!(released[1]["details"]["unwrap"], "broker");

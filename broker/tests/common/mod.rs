@@ -18,6 +18,7 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
 pub mod process;
+pub mod tee;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

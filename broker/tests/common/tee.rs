@@ -1,0 +1,67 @@
+//! A simulated SEV-SNP guest for release tests: a chip of the simulated
+//! AMD, whose root the broker is told to trust, and the release policy that
+//! admits its measurement.
+
+use std::path::Path;
+
+use attestation::expected_report_data;
+use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use keyferry::config::Config;
+use serde_json::{Value, json};
+
+/// The launch measurement the release policy admits.
+pub const MEASUREMENT: [u8; 48] = [0x11; 48];
+
+/// A Milan chip of the simulated AMD, with the root and policy files a
+/// broker reads at start (kept until this is dropped).
+pub struct SimulatedTee {
+    pub chip: SimulatedChip,
+    files: tempfile::TempDir,
+}
+
+impl SimulatedTee {
+    pub fn new() -> SimulatedTee {
+        let amd = SimulatedAmd::shared().expect("simulated AMD");
+        let chip = amd.chip(ChipSpec::milan()).expect("chip");
+        let files = tempfile::tempdir().expect("dir");
+        std::fs::write(files.path().join("sim-ark.pem"), amd.ark_pem()).expect("write root");
+        std::fs::write(
+            files.path().join("policy.json"),
+            json!({"measurements": [hex::encode(MEASUREMENT)], "min_tcb": {"snp": 8}}).to_string(),
+        )
+        .expect("write policy");
+        SimulatedTee { chip, files }
+    }
+
+    fn file(&self, name: &str) -> std::path::PathBuf {
+        Path::new(self.files.path()).join(name)
+    }
+
+    /// Trusts the simulated root and admits [`MEASUREMENT`] for the first
+    /// use case.
+    pub fn configure(&self, c: &mut Config) {
+        c.attestation.extra_roots = vec![self.file("sim-ark.pem")];
+        c.use_cases[0].release_policy = Some(self.file("policy.json"));
+    }
+
+    /// Honest `sev-snp` evidence binding `nonce` and `tee_public`, after
+    /// `tweak` changed the report's fields.
+    pub fn evidence(
+        &self,
+        nonce: &[u8],
+        tee_public: &[u8],
+        tweak: impl FnOnce(&mut ReportFields),
+    ) -> Value {
+        let mut fields = self.chip.report_fields();
+        fields.measurement = MEASUREMENT;
+        fields.report_data = expected_report_data(nonce, tee_public);
+        tweak(&mut fields);
+        let report = self.chip.sign_report(&fields).expect("sign");
+        let pems = self.chip.cert_pems();
+        let text = |i: usize| String::from_utf8(pems[i].clone()).expect("pem");
+        json!({"type": "sev-snp", "report": B64.encode(report),
+               "certs": {"vcek": text(0), "ask": text(1), "ark": text(2)}})
+    }
+}
