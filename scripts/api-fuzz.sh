@@ -2,6 +2,7 @@
 # Hostile input over every route of docs/openapi.yaml against a live dev
 # broker: schemathesis (from .venv) generates schema-driven and malformed
 # requests, with the bootstrap admin token so the admin routes are reached.
+# Then scripts/bad-input.py sends its raw-socket corpus over the same routes.
 # Passes when no request gets a 5xx, the broker is still healthy after, its
 # log has no panic, and its resident memory stayed bounded.
 #   EXAMPLES  generated cases per route and phase (default 20)
@@ -28,6 +29,9 @@ token=$(cat "$work/data/admin-token")
   exit 1
 }
 grep -E "generated, " "$work/st.log" || true
+# Then what schemathesis cannot send: invalid UTF-8, deep JSON, header
+# floods, broken request lines (raw sockets).
+.venv/bin/python scripts/bad-input.py "http://127.0.0.1:$port" "$token" docs/openapi.yaml
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { echo "the broker is down after the run" >&2; exit 1; }
 if grep -q "panicked" "$work/serve.log"; then
   grep "panicked" "$work/serve.log" | head -5
