@@ -347,6 +347,16 @@ pub(super) async fn list_mappings(
     _operator: Operator<ReaderRole>,
     ApiQuery(query): ApiQuery<MappingQuery>,
 ) -> Result<Json<Value>, Error> {
+    // A cloud no mapping can have is a typo, not an empty answer.
+    if let Some(cloud) = &query.cloud
+        && !["aws", "gcp", "azure", "oidc"].contains(&cloud.as_str())
+    {
+        return Err(Error::BadRequest {
+            code: "invalid_query",
+            detail: "cloud: expected aws, gcp, azure or oidc".into(),
+            field: Some("cloud".into()),
+        });
+    }
     let filter = MappingFilter {
         adtech: query.adtech,
         cloud: query.cloud,

@@ -136,13 +136,15 @@ where
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        // A caller without a token is told to authenticate (401) before it
+        // learns anything about this coordinator's role.
+        let token = crate::bearer::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
         let keys = Arc::<KeyService>::from_ref(state);
         let Some(validator) = keys.peer_validator() else {
             return Err(Error::Forbidden(
                 "this coordinator accepts no handover (not a type2 with a peer_issuer)".into(),
             ));
         };
-        let token = crate::bearer::bearer(parts).map_err(|m| Error::Unauthenticated(m.into()))?;
         let verified = validator.validate(token).await.map_err(|r| {
             Error::Unauthenticated(format!("peer token refused: {}", r.description()))
         })?;
