@@ -94,30 +94,7 @@ async fn assert_consistent(data: &Path, seen: &Acknowledged, after: usize) {
         .expect("the log opens after a kill");
     log.flush().await.expect("flush");
     let sth = log.sth().await.expect("sth");
-    let size = i64::try_from(sth.tree_size).expect("size");
-    let entries = type1.audit_entries(0, size).await.expect("entries");
-    let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
-    assert_eq!(
-        indexes,
-        (0..size).collect::<Vec<_>>(),
-        "kill {after}: a gap"
-    );
-    let export = keyferry::audit::verify::Export {
-        sth,
-        entries: entries
-            .iter()
-            .map(|e| keyferry::audit::verify::ExportedEntry {
-                index: e.index as u64,
-                entry: e.entry.clone(),
-                leaf_hash: e
-                    .leaf_hash
-                    .as_ref()
-                    .map(|h| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h)),
-            })
-            .collect(),
-    };
-    keyferry::audit::verify::verify(&export, None)
-        .unwrap_or_else(|e| panic!("kill {after}: the log does not verify: {e}"));
+    let entries = common::assert_log_verifies(&type1, sth).await;
 
     // Every answered change is there, with its entry.
     let created: BTreeSet<String> = entries

@@ -667,31 +667,9 @@ impl Broker {
             .expect("flush the audit outbox");
         assert_eq!(self.state.store.outbox_len().await.expect("outbox"), 0);
         let sth = self.state.audit_log.sth().await.expect("sth");
-        let size = i64::try_from(sth.tree_size).expect("size");
-        let entries = self
-            .state
-            .store
-            .audit_entries(0, size)
-            .await
-            .expect("entries");
-        let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
-        assert_eq!(indexes, (0..size).collect::<Vec<_>>(), "one order, no gap");
-        let export = keyferry::audit::verify::Export {
-            sth,
-            entries: entries
-                .iter()
-                .map(|e| keyferry::audit::verify::ExportedEntry {
-                    index: e.index as u64,
-                    entry: e.entry.clone(),
-                    leaf_hash: e.leaf_hash.as_ref().map(|h| {
-                        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h)
-                    }),
-                })
-                .collect(),
-        };
-        keyferry::audit::verify::verify(&export, None)
-            .expect("the log verifies")
-            .tree_size
+        let size = sth.tree_size;
+        assert_log_verifies(&self.state.store, sth).await;
+        size
     }
 
     /// The audit entries of one kind.
@@ -702,4 +680,35 @@ impl Broker {
             .filter(|e| e["kind"] == kind)
             .collect()
     }
+}
+
+/// Checks the log in `store` up to `sth` as an auditor would (every leaf,
+/// the tree head and its signature) and that its indexes run 0.. without a
+/// gap; returns its entries.
+pub async fn assert_log_verifies(
+    store: &keyferry::storage::Store,
+    sth: keyferry::audit::SignedTreeHead,
+) -> Vec<keyferry::storage::StoredEntry> {
+    let size = i64::try_from(sth.tree_size).expect("size");
+    let entries = store.audit_entries(0, size).await.expect("entries");
+    let indexes: Vec<i64> = entries.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, (0..size).collect::<Vec<_>>(), "one order, no gap");
+    let export = keyferry::audit::verify::Export {
+        sth,
+        entries: entries
+            .iter()
+            .map(|e| keyferry::audit::verify::ExportedEntry {
+                index: e.index as u64,
+                entry: e.entry.clone(),
+                leaf_hash: e
+                    .leaf_hash
+                    .as_ref()
+                    .map(|h| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h)),
+            })
+            .collect(),
+    };
+    if let Err(e) = keyferry::audit::verify::verify(&export, None) {
+        panic!("the log does not verify: {e}");
+    }
+    entries
 }
