@@ -342,11 +342,17 @@ impl Server {
                 .federation
                 .spawn_housekeeping(self.state.audit.clone(), self.state.clock.clone());
             let result = self.serve_http().await;
-            lifecycle.abort();
-            heads.abort();
-            housekeeping.abort();
-            if let Some(metrics) = metrics {
-                metrics.abort();
+            // Wait for the aborted tasks to be gone, not only told: until
+            // then one may still hold a database connection mid-statement,
+            // and whoever runs after `run` (a restart, a backup of the data
+            // directory) would race it.
+            let mut background = vec![lifecycle, heads, housekeeping];
+            background.extend(metrics);
+            for task in &background {
+                task.abort();
+            }
+            for task in background {
+                let _ = task.await;
             }
             if let Some((handle, task)) = peer {
                 handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
