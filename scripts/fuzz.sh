@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 scripts/fuzz-seeds.py "$work/snp_evidence-vectors"
-for target in subject_token credential snp_evidence kek_uri admin_bodies; do
+for target in subject_token credential snp_evidence kek_uri admin_bodies config audit_export; do
   corpus="$work/$target"
   mkdir -p "$corpus"
   cp fuzz/seeds/"$target"/* "$corpus"/
@@ -27,6 +27,8 @@ for target in subject_token credential snp_evidence kek_uri admin_bodies; do
   log="$work/$target.log"
   if ! (cd fuzz && "$tools/bin/cargo-fuzz" run --release "$target" "$corpus" -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1) >"$log" 2>&1; then
+    # The panic message comes before libFuzzer's report, which can be long.
+    grep -m 5 -A 4 "panicked at" "$log" || true
     tail -n 60 "$log"
     echo "fuzz target $target failed; the input is under fuzz/artifacts/$target/" >&2
     exit 1

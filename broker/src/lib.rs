@@ -37,7 +37,7 @@ pub mod audit;
 pub mod bearer;
 pub mod bench;
 pub mod cli;
-pub mod config;
+pub use keyferry_config as config;
 pub mod demo;
 pub mod distribution;
 mod error;

@@ -5,21 +5,19 @@
 //! be audited answers after its record exists. The implementation is the
 //! transparency log:
 //!
-//! - `event`: [`EventKind`], every kind of entry, and [`AuditEntry`], an
-//!   entry as written and read back.
 //! - `log`: [`TransparencyLog`]: group-committed appends, signed tree heads.
-//! - `merkle`: RFC 9162 hashing, proofs and their verification.
-//! - `verify`: the offline verifier behind `keyferry audit verify`.
 //! - `api`: `/v1/audit/*`.
+//!
+//! What a reader of the log needs is the `transparency` crate, re-exported
+//! here: [`EventKind`], [`AuditEntry`] as written and read back, `merkle`
+//! (RFC 9162 hashing and proofs), [`SignedTreeHead`] and `verify`, the
+//! offline verifier behind `keyferry audit verify`.
 //!
 //! Events never carry secrets: not the subject token, not the issued
 //! credential (only its `jti`), not key material.
 
 mod api;
-mod event;
 pub mod log;
-pub mod merkle;
-pub mod verify;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -60,6 +58,17 @@ impl AuditEvent {
         }
     }
 
+    /// The entry this event becomes at `index`, recorded at `at_ms`.
+    pub fn entry(&self, index: i64, at_ms: i64) -> AuditEntry {
+        AuditEntry {
+            index,
+            time: at_ms,
+            kind: self.kind.clone(),
+            actor: self.actor.clone(),
+            details: self.details.clone(),
+        }
+    }
+
     /// An event of the outbox (`audit_events`), moved into the log with the
     /// kind it was stored under.
     fn imported(kind: &str, actor: impl Into<String>, details: Value) -> Self {
@@ -93,5 +102,5 @@ pub trait Audit: Send + Sync + std::fmt::Debug {
 
 pub use api::MAX_ENTRIES_PER_CALL;
 pub(crate) use api::router;
-pub use event::{AuditEntry, EntryKind, EventKind};
-pub use log::{LoggedEvent, SignedTreeHead, TransparencyLog};
+pub use log::{LoggedEvent, TransparencyLog};
+pub use transparency::{AuditEntry, EntryKind, EventKind, SignedTreeHead, merkle, verify};

@@ -48,6 +48,16 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     if let Some(dir) = &overrides.data_dir {
         figment = figment.merge(Serialized::default("data_dir", dir));
     }
+    extract(figment)
+}
+
+/// One file's text alone, without environment or flags: the same extraction
+/// and checks as [`load`], for callers that hold the text (the fuzz target).
+pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    extract(Figment::new().merge(Toml::string(text)))
+}
+
+fn extract(figment: Figment) -> Result<Config, ConfigError> {
     let config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Parse(describe(e)))?;
@@ -179,5 +189,24 @@ mod tests {
         )
         .expect_err("refused");
         assert!(matches!(err, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    fn text_alone_is_checked_like_a_file_and_ignores_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let text = "profile = \"dev\"\n[server]\nlisten = \"127.0.0.1:9000\"\n[coordinator]\npeer_url = \"embedded\"\n";
+            jail.set_env("KEYFERRY_SERVER__LISTEN", "127.0.0.1:9100");
+            let file = write(jail.directory(), text);
+            let from_file = load(Some(&file), &Overrides::default()).expect("file loads");
+            assert_eq!(from_file.server.listen.to_string(), "127.0.0.1:9100");
+            let from_text = from_toml(text).expect("text loads");
+            assert_eq!(from_text.server.listen.to_string(), "127.0.0.1:9000");
+
+            let err = from_toml("profile = \"production\"\n").expect_err("refused");
+            assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+            let err = from_toml("profile = \"dev\"\nlisten = 1\n").expect_err("refused");
+            assert!(err.to_string().contains("listen"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -8,8 +8,6 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use super::AuditEvent;
-
 macro_rules! event_kinds {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
         /// Every kind of entry this broker writes. Adding one: a variant
@@ -144,6 +142,17 @@ impl<'de> Deserialize<'de> for EntryKind {
     }
 }
 
+/// Why a text is not an audit entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Not JSON of an entry's shape.
+    #[error("not an audit entry: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The right shape, but not the canonical text (RFC 8785) of it.
+    #[error("not in canonical form (RFC 8785), as every entry is written")]
+    NotCanonical,
+}
+
 /// One entry of the log. Its canonical JSON (RFC 8785) is what is stored,
 /// hashed into the tree and served; [`AuditEntry::parse`] reads it back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,26 +172,24 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// The entry `event` becomes at `index`, recorded at `at_ms`.
-    pub fn new(index: i64, at_ms: i64, event: &AuditEvent) -> Self {
-        AuditEntry {
-            index,
-            time: at_ms,
-            kind: event.kind.clone(),
-            actor: event.actor.clone(),
-            details: event.details.clone(),
-        }
-    }
-
     /// The canonical JSON text: the bytes the leaf hash covers.
     pub fn canonical(&self) -> String {
         // Serialising strings, integers and a `Value` cannot fail.
         serde_jcs::to_string(self).unwrap_or_default()
     }
 
-    /// Reads a stored or exported entry.
-    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Reads a stored or exported entry. Only its canonical text is an
+    /// entry: that is what the broker writes and what the leaf hash covers,
+    /// so any other spelling of the same JSON (whitespace, member order, an
+    /// integer beyond 2^53, which RFC 8785 writes as its nearest double) was
+    /// not written by a broker, and reading it would show an auditor
+    /// something other than what was hashed.
+    pub fn parse(text: &str) -> Result<Self, EntryError> {
+        let entry: AuditEntry = serde_json::from_str(text)?;
+        if entry.canonical() != text {
+            return Err(EntryError::NotCanonical);
+        }
+        Ok(entry)
     }
 
     /// The `index` an entry's text claims, read even from an entry whose
@@ -212,12 +219,13 @@ mod tests {
 
     #[test]
     fn an_entry_round_trips_through_its_canonical_text() {
-        let event = AuditEvent::new(
-            EventKind::KeysFetched,
-            "adtech:acme",
-            serde_json::json!({"keyIds": ["k1"], "cloud": "gcp"}),
-        );
-        let entry = AuditEntry::new(7, 1_700_000_000_000, &event);
+        let entry = AuditEntry {
+            index: 7,
+            time: 1_700_000_000_000,
+            kind: EntryKind::Known(EventKind::KeysFetched),
+            actor: "adtech:acme".into(),
+            details: serde_json::json!({"keyIds": ["k1"], "cloud": "gcp"}),
+        };
         let text = entry.canonical();
         // RFC 8785: members sorted, no whitespace.
         assert_eq!(
@@ -226,6 +234,22 @@ mod tests {
         );
         assert_eq!(AuditEntry::parse(&text).ok(), Some(entry));
         assert_eq!(AuditEntry::claimed_index(&text), Some(7));
+        // Another spelling of the same entry is not an entry; nor is an
+        // integer a double cannot hold, which canonical JSON rounds.
+        let spaced = text.replace(",\"index\"", ", \"index\"");
+        assert!(matches!(
+            AuditEntry::parse(&spaced),
+            Err(EntryError::NotCanonical)
+        ));
+        let huge = text.replace("1700000000000", "9007199254740993");
+        assert!(matches!(
+            AuditEntry::parse(&huge),
+            Err(EntryError::NotCanonical)
+        ));
+        assert!(matches!(
+            AuditEntry::parse("{\"index\": 1}"),
+            Err(EntryError::Json(_))
+        ));
         let other = text.replace("keys.fetched", "future.kind");
         assert_eq!(
             AuditEntry::parse(&other).map(|e| e.kind).ok(),

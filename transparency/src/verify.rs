@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use super::log::SignedTreeHead;
-use super::merkle;
+use crate::merkle;
+use crate::sth::SignedTreeHead;
 
 /// One exported entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ pub fn verify(export: &Export, saved: Option<&SignedTreeHead>) -> Result<Verifie
                 problem: problem.into(),
             });
         }
-        let claimed = super::AuditEntry::claimed_index(&e.entry);
+        let claimed = crate::AuditEntry::claimed_index(&e.entry);
         if claimed != Some(position) {
             return Err(VerifyFailure::BadEntry {
                 index: position,

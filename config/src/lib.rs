@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use check::ConfigProblem;
-pub use load::{ConfigError, Overrides, load};
+pub use load::{ConfigError, Overrides, from_toml, load};
 
 /// The whole configuration of one coordinator.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -92,7 +92,7 @@ pub struct GovMemberConfig {
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32
 /// key bytes follow it.
-pub(crate) const ED25519_SPKI_PREFIX: [u8; 12] = [
+pub const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 

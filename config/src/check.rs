@@ -211,20 +211,15 @@ impl Config {
             );
         }
         match (self.server.metrics, self.server.metrics_listen) {
-            (crate::config::MetricsAccess::Listener, None) => problem(
+            (crate::MetricsAccess::Listener, None) => problem(
                 "server.metrics_listen",
                 "is required with server.metrics = \"listener\"".into(),
             ),
-            (crate::config::MetricsAccess::Listener, Some(addr)) if addr == self.server.listen => {
-                problem(
-                    "server.metrics_listen",
-                    "must differ from server.listen".into(),
-                )
-            }
-            (
-                crate::config::MetricsAccess::Open | crate::config::MetricsAccess::Operator,
-                Some(_),
-            ) => problem(
+            (crate::MetricsAccess::Listener, Some(addr)) if addr == self.server.listen => problem(
+                "server.metrics_listen",
+                "must differ from server.listen".into(),
+            ),
+            (crate::MetricsAccess::Open | crate::MetricsAccess::Operator, Some(_)) => problem(
                 "server.metrics_listen",
                 "is used only with server.metrics = \"listener\"".into(),
             ),

@@ -1,0 +1,22 @@
+//! Keyferry's audit log as its readers see it (DESIGN §7.2): what an entry
+//! is, how entries hash into an RFC 9162 tree, what a signed tree head
+//! commits to, and the offline check of a whole log. The broker writes
+//! through these types; auditors (`keyferry audit verify`) read untrusted
+//! exports and server answers through the same ones.
+//!
+//! # Layout
+//!
+//! - `entry`: [`EventKind`], every kind of entry the broker writes, and
+//!   [`AuditEntry`], one entry as canonical JSON (RFC 8785).
+//! - [`merkle`]: RFC 9162 leaf and node hashing, roots and proofs over
+//!   stored perfect subtrees, and their verification.
+//! - `sth`: [`SignedTreeHead`], Ed25519 over [`STH_CONTEXT`] and the head.
+//! - [`verify`]: the whole-log check, naming the first problem found.
+
+mod entry;
+pub mod merkle;
+mod sth;
+pub mod verify;
+
+pub use entry::{AuditEntry, EntryError, EntryKind, EventKind};
+pub use sth::{STH_CONTEXT, SignedTreeHead};
