@@ -1,8 +1,9 @@
 //! Fault injection: each of the broker's dependencies (the peer
 //! coordinator, a KMS, a workload IdP's keys, the database) sits behind a
 //! [`FaultProxy`] that refuses, hangs, answers 503, goes slow or loses its
-//! answers, before, during and after key generation, handover, token
-//! exchange, admin changes and the audit append.
+//! answers, before, during and after key generation, handover (on SQLite
+//! and PostgreSQL), attested release in `broker` unwrap mode, token
+//! exchange, admin changes, governance ballots and the audit append.
 //!
 //! The invariants, checked after each fault: no key is published without
 //! both splits stored; no change is half-applied or missing its audit entry;
@@ -16,12 +17,16 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use cloud_adapters::KeyWrapper;
 use cloud_adapters::gcp::test_double::KmsDouble;
 use cloud_adapters::gcp::{GcpCredentials, GcpKmsWrapper, GcpSettings};
-use common::Broker;
+use common::governance::{Member, ballot, member_configs, propose};
+use common::tee::SimulatedTee;
+use common::{Broker, Db};
 use idp::ManualClock;
-use keyferry::config::{IssuerEntry, IssuerKind, Role};
+use keyferry::config::{CloudConfig, Config, IssuerEntry, IssuerKind, Role, UnwrapMode};
 use keyferry::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -36,8 +41,9 @@ const OUTAGES: [Fault; 4] = [
     Fault::LoseAnswers,
 ];
 
-/// A Type-1 and a Type-2 on SQLite, served in process on one moved clock;
-/// the Type-1 reaches the Type-2 only through `peer`.
+/// A Type-1 and a Type-2, each on its own database of `db`, served in
+/// process on one moved clock; the Type-1 reaches the Type-2 only through
+/// `peer`.
 struct Pair {
     t1: Broker,
     t2: Broker,
@@ -46,8 +52,13 @@ struct Pair {
 }
 
 /// A [`Pair`] whose Type-1 wraps with `t1_kek` when given (else its local
-/// KEK).
-async fn pair(t1_kek: Option<Arc<dyn KeyWrapper>>) -> Pair {
+/// KEK) and has `t1_tweak` applied to its configuration.
+/// `None` when PostgreSQL is missing outside CI.
+async fn pair(
+    db: Db,
+    t1_kek: Option<Arc<dyn KeyWrapper>>,
+    t1_tweak: impl FnOnce(&mut Config),
+) -> Option<Pair> {
     let clock = ManualClock::starting_now();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -61,6 +72,7 @@ async fn pair(t1_kek: Option<Arc<dyn KeyWrapper>>) -> Pair {
     // name it as their audience.
     let u2 = format!("http://{}", peer.addr());
     let t2 = Broker::builder()
+        .db(db)
         .listener(l2)
         .clock(clock.clone())
         .tweak(|c| {
@@ -70,9 +82,9 @@ async fn pair(t1_kek: Option<Arc<dyn KeyWrapper>>) -> Pair {
             c.server.public_url = Some(u2.parse().expect("url"));
             c.admin.bootstrap_token = Some(false);
         })
-        .start_sqlite()
-        .await;
-    let mut t1 = Broker::builder().listener(l1).clock(clock.clone());
+        .start()
+        .await?;
+    let mut t1 = Broker::builder().db(db).listener(l1).clock(clock.clone());
     if let Some(kek) = t1_kek {
         t1 = t1.storage_kek(kek);
     }
@@ -80,15 +92,16 @@ async fn pair(t1_kek: Option<Arc<dyn KeyWrapper>>) -> Pair {
         .tweak(|c| {
             c.coordinator.peer_url = Some(u2.clone());
             c.coordinator.peer_timeout = Duration::from_millis(1500);
+            t1_tweak(c);
         })
-        .start_sqlite()
-        .await;
-    Pair {
+        .start()
+        .await?;
+    Some(Pair {
         t1,
         t2,
         peer,
         clock,
-    }
+    })
 }
 
 /// The ids of the keys `node` publishes.
@@ -143,9 +156,10 @@ async fn assert_published_keys_have_both_splits(p: &Pair) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handovers_ride_out_every_peer_fault_and_only_acknowledged_keys_are_published() {
-    let p = pair(None).await;
+async fn handovers_ride_out_every_peer_fault_and_only_acknowledged_keys_are_published(db: Db) {
+    let Some(p) = pair(db, None, |_| {}).await else {
+        return;
+    };
 
     // Never having seen the peer's handover key, the Type-1 cannot seal
     // split B: it generates nothing rather than something it cannot hand
@@ -192,6 +206,10 @@ async fn handovers_ride_out_every_peer_fault_and_only_acknowledged_keys_are_publ
     p.t2.assert_log_verifies().await;
 }
 
+keyferry::on_both_backends!(
+    db: handovers_ride_out_every_peer_fault_and_only_acknowledged_keys_are_published
+);
+
 const GCP_KEY: &str = "projects/faults/locations/global/keyRings/storage/cryptoKeys/type1";
 
 /// A Cloud KMS storage KEK (the double), reached through a proxy.
@@ -215,7 +233,9 @@ async fn gcp_kek(double: &KmsDouble, proxy: &FaultProxy) -> Arc<dyn KeyWrapper> 
 async fn with_the_kms_faulty_no_key_is_generated_and_generation_resumes() {
     let double = KmsDouble::start().await.expect("Cloud KMS double");
     let kms = FaultProxy::in_front_of(&double.endpoint()).await;
-    let p = pair(Some(gcp_kek(&double, &kms).await)).await;
+    let p = pair(Db::Sqlite, Some(gcp_kek(&double, &kms).await), |_| {})
+        .await
+        .expect("SQLite pair");
     // The Type-1 has seen its peer: only the KMS stands in the way.
     p.t1.state.keys.ensure_keys(None).await.expect("generate");
     p.t1.state.keys.run_handovers().await.expect("handover");
@@ -260,6 +280,137 @@ async fn with_the_kms_faulty_no_key_is_generated_and_generation_resumes() {
         );
     }
     assert_published_keys_have_both_splits(&p).await;
+    p.t1.assert_log_verifies().await;
+}
+
+/// `POST /v1/encryptionKeys:release` of `key_id` by a GCP workload of
+/// `adtech-1` with a fresh challenge and honest evidence; the nonce used, the
+/// status and the body.
+async fn attested_release(
+    broker: &Broker,
+    tee: &SimulatedTee,
+    tee_key: &keys::RecipientKey,
+    key_id: &str,
+    nonce: Option<Vec<u8>>,
+) -> (Vec<u8>, u16, Value) {
+    let credential = broker.credential(
+        "adtech-1",
+        idp::IssuerKind::Gcp,
+        &["keys:read", "keys:release"],
+        Duration::from_secs(600),
+    );
+    let nonce = match nonce {
+        Some(nonce) => nonce,
+        None => {
+            let (status, body) = broker
+                .call(
+                    Method::POST,
+                    "/v1/attestation/challenge",
+                    Some(&credential),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            B64.decode(body["nonce"].as_str().expect("nonce"))
+                .expect("b64")
+        }
+    };
+    let body = json!({
+        "nonce": B64.encode(&nonce),
+        "teePublicKey": B64.encode(tee_key.public_key()),
+        "evidence": tee.evidence(&nonce, &tee_key.public_key(), |_| {}),
+        "keyIds": [key_id],
+    });
+    let (status, body) = broker
+        .call(
+            Method::POST,
+            "/v1/encryptionKeys:release",
+            Some(&credential),
+            Some(body),
+        )
+        .await;
+    (nonce, status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_kms_faulty_broker_unwrapped_releases_are_503_and_audited() {
+    // In `broker` unwrap mode the release unwraps split A with the storage
+    // KEK (here Cloud KMS) before sealing it to the TEE key.
+    let double = KmsDouble::start().await.expect("Cloud KMS double");
+    let kms = FaultProxy::in_front_of(&double.endpoint()).await;
+    let tee = SimulatedTee::new();
+    let p = pair(Db::Sqlite, Some(gcp_kek(&double, &kms).await), |c| {
+        tee.configure(c);
+        let mut gcp = CloudConfig::with_kek("local-kek://gcp-splits");
+        gcp.unwrap = UnwrapMode::Broker;
+        c.clouds.gcp = Some(gcp);
+    })
+    .await
+    .expect("SQLite pair");
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    p.t1.insert_adtech("adtech-1", &["aggregation-service"])
+        .await;
+    let key_id = published(&p.t1).await.remove(0);
+    let tee_key = keys::RecipientKey::generate();
+
+    for (round, fault) in OUTAGES.into_iter().enumerate() {
+        kms.set(fault);
+        let started = std::time::Instant::now();
+        let (nonce, status, body) = attested_release(&p.t1, &tee, &tee_key, &key_id, None).await;
+        assert_eq!(
+            (status, body["details"][0]["reason"].as_str()),
+            (503, Some("UNAVAILABLE")),
+            "{fault:?}: {body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
+        let unavailable =
+            p.t1.audit_of_kind("keys.release_refused")
+                .await
+                .into_iter()
+                .filter(|e| e["details"]["reason"] == "UNAVAILABLE")
+                .count();
+        assert_eq!(unavailable, round + 1, "{fault:?}: every refusal audited");
+        assert!(p.t1.audit_of_kind("keys.released").await.is_empty());
+
+        // The nonce went with the attempt: evidence is bound to one answer,
+        // so the workload asks for a new challenge.
+        kms.set(Fault::None);
+        let (_, status, body) = attested_release(&p.t1, &tee, &tee_key, &key_id, Some(nonce)).await;
+        assert_eq!(
+            (status, body["details"][0]["attestationReason"].as_str()),
+            (403, Some("nonce_unknown")),
+            "{fault:?}: {body}"
+        );
+    }
+
+    let (_, status, body) = attested_release(&p.t1, &tee, &tee_key, &key_id, None).await;
+    assert_eq!(status, 200, "once the KMS is back: {body}");
+    let own = &body["keys"][0]["keyData"][0];
+    assert_eq!(own["sealedContent"], "broker");
+    let sealed = B64
+        .decode(own["sealedKeyMaterial"].as_str().expect("sealed"))
+        .expect("b64");
+    let opened = keys::open(&tee_key, keys::RELEASE_INFO, key_id.as_bytes(), &sealed)
+        .expect("sealed to the TEE key");
+    let storage_uri = p.t1.state.storage_kek.kek_uri().to_string();
+    let stored = p.t1.state.store.splits(&key_id).await.expect("splits");
+    let split_a = stored
+        .iter()
+        .find(|s| s.kek_uri == storage_uri)
+        .expect("split A under the storage KEK");
+    let expected =
+        p.t1.state
+            .storage_kek
+            .unwrap(&split_a.ciphertext)
+            .await
+            .expect("unwrap");
+    assert_eq!(opened.as_slice(), expected.as_slice());
+    assert_eq!(p.t1.audit_of_kind("keys.released").await.len(), 1);
     p.t1.assert_log_verifies().await;
 }
 
@@ -499,6 +650,115 @@ async fn with_the_database_faulty_callers_get_503_and_no_change_is_half_applied(
                 "{fault:?}: retried"
             );
         }
+        broker.assert_log_verifies().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_faulty_a_deciding_ballot_applies_whole_or_not_at_all() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let proxy = FaultProxy::in_front_of(&db.url).await;
+    let through_proxy = proxy.url_for(&db.url);
+    let members = [
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    ];
+    let broker = Broker::builder()
+        .test_db(Some(db))
+        .tweak(|c| {
+            c.storage.url = Some(through_proxy);
+            c.server.request_timeout = Duration::from_secs(2);
+            c.governance.threshold = Some(2);
+            c.governance.members = member_configs(&members);
+        })
+        .start()
+        .await
+        .expect("PostgreSQL is there");
+
+    for (round, fault) in [
+        Fault::Refuse,
+        Fault::Hang,
+        Fault::LoseAnswers,
+        Fault::Slow(Duration::from_millis(400)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each round a policy of its own, so which one is in force tells
+        // which proposal applied.
+        let policy = json!({"measurements": [format!("{:096x}", round + 1)], "allow_debug": false});
+        let proposal = propose(
+            &broker,
+            json!({"kind": "release_policy", "useCase": "aggregation-service", "policy": policy}),
+        )
+        .await;
+        let id = proposal["id"].as_str().expect("id");
+        let digest = proposal["digest"].as_str().expect("digest");
+        let (status, body) = ballot(&broker, id, "alice", &members[0].sign(digest)).await;
+        assert_eq!(status, 200, "{body}");
+
+        proxy.set(fault);
+        let (status, body) = ballot(&broker, id, "bob", &members[1].sign(digest)).await;
+        if matches!(fault, Fault::Slow(_)) {
+            // A transaction of many round trips may outlast the request
+            // deadline on a slow link: then it is a 503 like any other.
+            assert!(
+                (status, body["status"].as_str()) == (200, Some("applied")) || status == 503,
+                "{fault:?}: {status} {body}"
+            );
+        } else {
+            assert_eq!(status, 503, "{fault:?}: {body}");
+        }
+        proxy.set(Fault::None);
+        ready_within(&broker, Duration::from_secs(30)).await;
+        // Entries committed with their change but not yet moved from the
+        // outbox into the log move now.
+        broker.assert_log_verifies().await;
+
+        // The deciding ballot, the policy and the `gov.applied` entry went
+        // in together or not at all, whatever bob was told.
+        let in_force = broker
+            .state
+            .store
+            .release_policy("aggregation-service")
+            .await
+            .expect("read")
+            .filter(|p| p.proposal_id == id);
+        let applied = broker
+            .audit_of_kind("gov.applied")
+            .await
+            .into_iter()
+            .filter(|e| e["details"]["proposalId"] == id)
+            .count();
+        assert_eq!(
+            applied,
+            usize::from(in_force.is_some()),
+            "{fault:?}: in force: {}",
+            in_force.is_some()
+        );
+        // Bob asks again: applied now, or already closed by the ballot
+        // that committed unseen.
+        let (status, body) = ballot(&broker, id, "bob", &members[1].sign(digest)).await;
+        if in_force.is_some() {
+            assert_eq!(status, 409, "{fault:?}: {body}");
+        } else {
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (200, Some("applied")),
+                "{fault:?}: {body}"
+            );
+        }
+        let policy_now = broker
+            .state
+            .store
+            .release_policy("aggregation-service")
+            .await
+            .expect("read")
+            .expect("in force");
+        assert_eq!(policy_now.proposal_id, id, "{fault:?}");
         broker.assert_log_verifies().await;
     }
 }

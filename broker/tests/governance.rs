@@ -9,48 +9,10 @@ use std::process::Output;
 
 use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use common::governance::{Member, ballot, member_configs, propose};
 use common::{Broker, Db};
-use keyferry::config::GovMemberConfig;
-use keyferry::governance::ballot_message;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-struct Member {
-    name: &'static str,
-    pair: Ed25519KeyPair,
-    pkcs8: Vec<u8>,
-}
-
-impl Member {
-    fn new(name: &'static str) -> Member {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("keygen");
-        Member {
-            name,
-            pair: Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair"),
-            pkcs8: pkcs8.as_ref().to_vec(),
-        }
-    }
-
-    /// The private key as the PEM file a member keeps.
-    fn pem_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
-        let path = dir.join(format!("{}.pem", self.name));
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8.clone()));
-        std::fs::write(&path, pem).expect("write key");
-        path
-    }
-
-    fn public(&self) -> String {
-        B64.encode(self.pair.public_key().as_ref())
-    }
-
-    fn sign(&self, digest: &str) -> String {
-        B64.encode(self.pair.sign(&ballot_message(digest)).as_ref())
-    }
-}
 
 /// A broker whose governance is three members with threshold 2.
 async fn governed(db: Db) -> Option<(Broker, Vec<Member>)> {
@@ -59,13 +21,7 @@ async fn governed(db: Db) -> Option<(Broker, Vec<Member>)> {
         Member::new("bob"),
         Member::new("carol"),
     ];
-    let configs: Vec<GovMemberConfig> = members
-        .iter()
-        .map(|m| GovMemberConfig {
-            name: m.name.into(),
-            public_key: m.public(),
-        })
-        .collect();
+    let configs = member_configs(&members);
     let broker = Broker::start(db, |c| {
         c.governance.threshold = Some(2);
         c.governance.members = configs;
@@ -79,28 +35,6 @@ fn policy_json() -> Value {
         "measurements": ["a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"],
         "allow_debug": false
     })
-}
-
-async fn propose(broker: &Broker, change: Value) -> Value {
-    let (status, body) = broker
-        .admin(
-            Method::POST,
-            "/v1/gov/proposals",
-            Some(json!({ "change": change })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-async fn ballot(broker: &Broker, id: &str, member: &str, signature: &str) -> (u16, Value) {
-    broker
-        .admin(
-            Method::POST,
-            &format!("/v1/gov/proposals/{id}/ballots"),
-            Some(json!({"member": member, "signature": signature})),
-        )
-        .await
 }
 
 async fn the_mth_ballot_applies_a_release_policy_and_not_before(db: Db) {

@@ -17,6 +17,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
+pub mod governance;
 pub mod process;
 pub mod tee;
 

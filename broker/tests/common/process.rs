@@ -21,12 +21,25 @@ pub fn serve(
     cwd: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
+    serve_with_config(data, cwd, None, env)
+}
+
+/// [`serve`] with `--config config` when given.
+pub fn serve_with_config(
+    data: &std::path::Path,
+    cwd: &std::path::Path,
+    config: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     let mut cmd = keyferry();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
     for (key, value) in env {
         cmd.env(key, value);
     }
