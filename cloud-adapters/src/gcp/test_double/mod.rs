@@ -49,7 +49,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use tokio::sync::oneshot;
+use axum_server::Handle;
 use tokio::task::JoinHandle;
 
 /// A fault the double injects ([`KmsDouble::fail_next`] for Cloud KMS,
@@ -99,7 +99,9 @@ impl FederationSetup {
 pub struct KmsDouble {
     addr: SocketAddr,
     state: Arc<DoubleState>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Shuts the server down with its open connections: a keep-alive
+    /// connection a client holds must not outlive [`KmsDouble::shutdown`].
+    handle: Handle,
     task: Option<JoinHandle<()>>,
 }
 
@@ -139,22 +141,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl KmsDouble {
     /// Binds 127.0.0.1:0 and serves until dropped or [`KmsDouble::shutdown`].
     pub async fn start() -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(DoubleState::default());
-        let (tx, rx) = oneshot::channel::<()>();
         let app = router(state.clone());
+        let handle = Handle::new();
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = server.serve(app.into_make_service()).await;
         });
         Ok(Self {
             addr,
             state,
-            shutdown: Some(tx),
+            handle,
             task: Some(task),
         })
     }
@@ -238,15 +238,14 @@ impl KmsDouble {
         self.state.iam_calls.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting connections and waits for the server task to end.
+    /// Stops serving, closes open connections and waits for the server
+    /// task to end.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        // Not graceful: open connections close too, so a client's pooled
+        // keep-alive connection sees the double gone (the server task used
+        // to end while connection tasks it had spawned went on serving).
+        self.handle.shutdown();
         if let Some(task) = self.task.take() {
-            // Idle keep-alive connections would hold graceful shutdown open;
-            // a test that stops the double wants it gone now.
-            task.abort();
             let _ = task.await;
         }
     }
@@ -254,9 +253,7 @@ impl KmsDouble {
 
 impl Drop for KmsDouble {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.handle.shutdown();
     }
 }
 
