@@ -247,11 +247,29 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["publicKeySignature"], stored.peer_signature.as_str());
 
-    // The same id with another public key conflicts.
+    // The same id with another public key conflicts, even signed by the
+    // Type-1 (one restored from a backup that hands out an id again).
     let other = keys::generate(keys::Aead::ChaCha20Poly1305).expect("key");
     let mut conflicting = request.clone();
     conflicting["publicKeyMaterial"] = json!(other.public_key_base64());
     conflicting["publicKeysetHandle"] = json!(other.public_keyset_json());
+    assert_eq!(
+        post(Some(token(&p.t2.base)), conflicting.clone()).await.0,
+        400,
+        "unsigned: refused before the conflict is looked at"
+    );
+    let type1_signer = {
+        let wrapped = p.t1.state.store.wrapped_secret("public_key_signer").await;
+        let wrapped = wrapped.expect("read").expect("the Type-1's signing key");
+        let pkcs8 = p.t1.state.storage_kek.unwrap(&wrapped.ciphertext).await;
+        keys::KeySigner::from_pkcs8(&pkcs8.expect("unwrap")).expect("signer")
+    };
+    let message = keys::public_key_signature_message(
+        &record.id,
+        record.creation_time,
+        &other.public_key_base64(),
+    );
+    conflicting["publicKeySignature"] = json!(B64.encode(type1_signer.sign(&message)));
     assert_eq!(post(Some(token(&p.t2.base)), conflicting).await.0, 409);
 
     // Unauthenticated, for another audience, or signed by a stranger: refused.
@@ -282,10 +300,111 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
         401
     );
 
-    // A split sealed to someone else does not open.
-    let mut resealed = request.clone();
-    resealed["keyId"] = json!("00000000-0000-4000-8000-000000000000");
-    assert_eq!(post(Some(token(&p.t2.base)), resealed).await.0, 400);
+    // A key the Type-1 signed, with its split sealed to someone else: it
+    // does not open.
+    p.t1.state
+        .keys
+        .ensure_keys(Some("aggregation-service"))
+        .await
+        .expect("rotate");
+    let (fresh, _) =
+        p.t1.state
+            .store
+            .due_handovers(i64::MAX)
+            .await
+            .expect("due")
+            .remove(0);
+    let elsewhere = keys::RecipientKey::generate();
+    let sealed_elsewhere = keys::seal(
+        &elsewhere.public_key(),
+        keys::HANDOVER_INFO,
+        fresh.id.as_bytes(),
+        &[7; 32],
+    )
+    .expect("seal");
+    let resealed = serde_json::to_value(handover_request(&fresh, &sealed_elsewhere)).expect("json");
+    let (status, body) = post(Some(token(&p.t2.base)), resealed).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("sealedSplit")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_of_a_key_the_type1_did_not_sign_is_refused_and_audited() {
+    let p = pair(|_| {}).await;
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    let mut due = p.t1.state.store.due_handovers(i64::MAX).await.expect("due");
+    let (record, sealed) = due.remove(0);
+    // The Type-1's genuine signature, of another key.
+    let of_another_key = due.remove(0).0.signature;
+    let token =
+        p.t1.state
+            .issuer
+            .current()
+            .mint_outbound_token(p.clock.now(), "a", &p.t2.base, Duration::from_secs(300))
+            .expect("token");
+    let post = |body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/v1alpha/encryptionKeys", p.t2.base))
+            .bearer_auth(token.as_str())
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("post");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let honest = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
+    let message = keys::public_key_signature_message(
+        &record.id,
+        record.creation_time,
+        &B64.encode(&record.public_key),
+    );
+
+    // Signed by another signer, a signature of another key, garbage: each
+    // refused with the peer's valid token, nothing stored, each audited.
+    let stranger = keys::KeySigner::generate().expect("signer");
+    let forgeries = [
+        B64.encode(stranger.sign(&message)),
+        of_another_key,
+        "not base64!".to_owned(),
+    ];
+    for (n, forged) in forgeries.iter().enumerate() {
+        let mut request = honest.clone();
+        request["publicKeySignature"] = json!(forged);
+        let (status, body) = post(request).await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["field"].as_str()),
+            (400, Some("invalid_field"), Some("publicKeySignature")),
+            "{body}"
+        );
+        assert!(p.t2.state.store.key(&record.id).await.is_err(), "stored");
+        assert!(
+            p.t2.state
+                .store
+                .splits(&record.id)
+                .await
+                .expect("splits")
+                .is_empty()
+        );
+        let refused = p.t2.audit_of_kind("key.handover_refused").await;
+        assert_eq!(refused.len(), n + 1);
+        assert_eq!(refused[n]["details"]["reason"], "bad_signature");
+        assert_eq!(refused[n]["details"]["keyId"], record.id.as_str());
+    }
+    assert!(p.t2.audit_of_kind("key.received").await.is_empty());
+
+    // The Type-1's own handover of the same key goes through.
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("handover"),
+        (5, 0)
+    );
+    assert_eq!(p.t2.audit_of_kind("key.received").await.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

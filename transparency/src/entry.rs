@@ -65,6 +65,8 @@ event_kinds! {
     KeyActivated => "key.activated",
     /// The Type-2 stored a handed-over key.
     KeyReceived => "key.received",
+    /// The Type-2 refused a handover (`details.reason`), storing nothing.
+    KeyHandoverRefused => "key.handover_refused",
     /// A pending key was dropped after `handover_timeout`.
     KeyDropped => "key.dropped",
     /// A key past its TTL was deleted.

@@ -5,9 +5,12 @@
 //! The request carries the key's public parts and split B sealed (HPKE,
 //! info `keyferry/v1/handover-split`, aad = key id) to the Type-2's handover
 //! key, and is authenticated by a token from the Type-1's issuer, which the
-//! Type-2 trusts as `coordinator.peer_issuer`. The Type-2 answers with its
-//! ES256 signature over the key. Replays of the same key get the same
-//! answer; the same id with another public key gets 409.
+//! Type-2 trusts as `coordinator.peer_issuer`. The Type-2 checks the
+//! Type-1's ES256 signature over the key (with the signing key the Type-1
+//! publishes at `{peer_issuer}/v1/peer/keys`), then answers with its own.
+//! Replays of the same key get the same answer; the same id with another
+//! public key gets 409; a key the Type-1 did not sign gets 400 and a
+//! `key.handover_refused` entry.
 
 use std::sync::Arc;
 
@@ -211,6 +214,31 @@ pub(super) async fn receive(
         return Err(bad(
             "expirationTime",
             "times must satisfy creation <= activation < expiration <= ttl",
+        ));
+    }
+
+    // The key must be the Type-1's, whoever holds its issuer's token; the
+    // check comes before the replay answer, so a replay cannot launder a
+    // forged signature.
+    let signed = service
+        .signed_by_peer(
+            &request.key_id,
+            request.creation_time,
+            &request.public_key_material,
+            &request.public_key_signature,
+        )
+        .await
+        .map_err(|e| Error::Unavailable(format!("the type1's signing key: {e}")))?;
+    if !signed {
+        let refused = AuditEvent::new(
+            EventKind::KeyHandoverRefused,
+            caller.subject.clone(),
+            json!({"keyId": request.key_id, "useCase": request.use_case, "reason": "bad_signature"}),
+        );
+        state.audit.record(service.now_ms(), refused).await?;
+        return Err(bad(
+            "publicKeySignature",
+            "does not verify with the type1's signing key",
         ));
     }
 

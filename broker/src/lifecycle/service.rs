@@ -141,6 +141,11 @@ impl KeyService {
                         peer_issuer.as_str(),
                         clock.clone(),
                     )?);
+                    // The Type-1 publishes its signing key at its issuer URL.
+                    peer = Some(
+                        PeerClient::new(peer_issuer.as_str(), config.coordinator.peer_timeout)
+                            .map_err(|e| LifecycleError::Peer(e.to_string()))?,
+                    );
                 }
             }
             Role::Type1 => {
@@ -293,24 +298,66 @@ impl KeyService {
 
     /// The peer's keys: fetched fresh when possible, else the last ones seen.
     async fn peer_keys(&self) -> Result<PeerKeys, LifecycleError> {
+        match self.fetch_peer_keys().await {
+            Ok(keys) => Ok(keys),
+            Err(e) => self.last_peer_keys().await?.ok_or(e),
+        }
+    }
+
+    /// The peer's keys as it publishes them now, remembered for when it
+    /// cannot be reached.
+    async fn fetch_peer_keys(&self) -> Result<PeerKeys, LifecycleError> {
         let peer = self
             .peer
             .as_ref()
             .ok_or_else(|| LifecycleError::Peer("no peer configured".into()))?;
-        match peer.keys().await {
-            Ok(keys) => {
-                let text = serde_json::to_string(&keys)
-                    .map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
-                self.store.set_setting(PEER_KEYS_SETTING, &text).await?;
-                Ok(keys)
-            }
-            Err(e) => match self.store.setting(PEER_KEYS_SETTING).await? {
-                Some(text) => {
-                    serde_json::from_str(&text).map_err(|e| LifecycleError::Corrupt(e.to_string()))
-                }
-                None => Err(e),
-            },
+        let keys = peer.keys().await?;
+        let text =
+            serde_json::to_string(&keys).map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
+        self.store.set_setting(PEER_KEYS_SETTING, &text).await?;
+        Ok(keys)
+    }
+
+    /// The peer's keys last fetched, if ever.
+    async fn last_peer_keys(&self) -> Result<Option<PeerKeys>, LifecycleError> {
+        self.store
+            .setting(PEER_KEYS_SETTING)
+            .await?
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| LifecycleError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Whether `signature` (base64) is the Type-1's signature over the key,
+    /// checked by a Type-2 before it stores split B or acknowledges: a
+    /// token of the Type-1's issuer alone does not make a key the Type-1's.
+    /// Tried with the signing key last seen, then once with the one the
+    /// Type-1 publishes now (it may have a new one); `Err` only when that
+    /// cannot be fetched.
+    pub(super) async fn signed_by_peer(
+        &self,
+        key_id: &str,
+        creation_ms: i64,
+        public_key_b64: &str,
+        signature: &str,
+    ) -> Result<bool, LifecycleError> {
+        let Ok(signature) = B64.decode(signature) else {
+            return Ok(false);
+        };
+        let message = keys::public_key_signature_message(key_id, creation_ms, public_key_b64);
+        let verifies = |keys: &PeerKeys| {
+            B64.decode(&keys.signing_key)
+                .is_ok_and(|spki| keys::verify_signature(&spki, &message, &signature).is_ok())
+        };
+        if self
+            .last_peer_keys()
+            .await?
+            .is_some_and(|keys| verifies(&keys))
+        {
+            return Ok(true);
         }
+        Ok(verifies(&self.fetch_peer_keys().await?))
     }
 
     /// Tops every use case up to `keys.active_keys` live keys (a key due for
@@ -447,7 +494,7 @@ impl KeyService {
     /// retried with exponential backoff and jitter. Returns (activated,
     /// failed).
     pub async fn run_handovers(&self) -> Result<(usize, usize), LifecycleError> {
-        let Some(peer) = &self.peer else {
+        let Some(peer) = self.peer.as_ref().filter(|_| self.role == Role::Type1) else {
             return Ok((0, 0));
         };
         let due = self.store.due_handovers(self.now_ms()).await?;
