@@ -407,6 +407,105 @@ async fn a_handover_of_a_key_the_type1_did_not_sign_is_refused_and_audited() {
     assert_eq!(p.t2.audit_of_kind("key.received").await.len(), 5);
 }
 
+/// Moves `clock` to `offset` after the start of the next handover key
+/// period (`coordinator.handover_key_rotation`, 30 days by default).
+fn into_next_handover_period(clock: &ManualClock, offset: Duration) {
+    let rotation = 30 * 86_400_000_u128;
+    let now = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    let next = (now / rotation + 1) * rotation;
+    let to = Duration::from_millis(u64::try_from(next).expect("ms")) + offset;
+    clock.set(std::time::UNIX_EPOCH + to);
+}
+
+async fn announced_handover_keys(t2: &Broker) -> Vec<Value> {
+    get(&format!("{}/v1/peer/keys", t2.base), &[])
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["handoverKeys"]
+        .as_array()
+        .expect("handoverKeys")
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handovers_ride_a_handover_key_rotation_and_an_old_key_opens_nothing_after_its_overlap() {
+    let p = pair(|_| {}).await;
+    let before = announced_handover_keys(&p.t2).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Sealed to this period's key, handed over in the next period's
+    // first minute: the old key still opens it.
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    into_next_handover_period(&p.clock, Duration::from_secs(60));
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("round"),
+        (5, 0)
+    );
+    let during = announced_handover_keys(&p.t2).await;
+    assert_eq!(during.len(), 2, "{during:?}");
+    assert_ne!(during[0]["key"], before[0]["key"], "a new current key");
+    assert_eq!(during[1]["key"], before[0]["key"], "the old one, announced");
+    assert!(during[1]["notAfter"].is_i64(), "{during:?}");
+    // The Type-1 seals new splits to the new key.
+    let peer_keys = get(&format!("{}/v1/peer/keys", p.t2.base), &[])
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(peer_keys["handoverKey"], during[0]["key"]);
+
+    // Sealed now, handed over only after the next rotation's overlap
+    // (1 day): nothing opens it, nothing is stored or published.
+    let rotated =
+        p.t1.state
+            .keys
+            .ensure_keys(Some("aggregation-service"))
+            .await
+            .expect("rotate");
+    into_next_handover_period(&p.clock, Duration::from_secs(86_400 + 60));
+    assert_eq!(announced_handover_keys(&p.t2).await.len(), 1);
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("round"),
+        (0, 5)
+    );
+    // Refused for the split, not anything else.
+    let (record, sealed) =
+        p.t1.state
+            .store
+            .due_handovers(i64::MAX)
+            .await
+            .expect("due")
+            .remove(0);
+    let token =
+        p.t1.state
+            .issuer
+            .current()
+            .mint_outbound_token(p.clock.now(), "a", &p.t2.base, Duration::from_secs(300))
+            .expect("token");
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1alpha/encryptionKeys", p.t2.base))
+        .bearer_auth(token.as_str())
+        .json(&handover_request(&record, &sealed))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["field"], "sealedSplit", "{body}");
+    for id in &rotated {
+        assert!(p.t2.state.store.key(id).await.is_err(), "{id} stored");
+        assert_eq!(
+            p.t1.state.store.key(id).await.expect("key").status,
+            "pending"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recombined_splits_are_the_published_key_and_both_signatures_verify() {
     let p = pair(|_| {}).await;

@@ -237,6 +237,22 @@ impl Config {
         if self.server.request_timeout.is_zero() {
             problem("server.request_timeout", "must be longer than zero".into());
         }
+        let (rotation, overlap) = (
+            self.coordinator.handover_key_rotation,
+            self.coordinator.handover_key_overlap,
+        );
+        if overlap < self.keys.handover_timeout {
+            problem(
+                "coordinator.handover_key_overlap",
+                "must be at least keys.handover_timeout: a split sealed just before a rotation is handed over until then".into(),
+            );
+        }
+        if rotation <= overlap {
+            problem(
+                "coordinator.handover_key_rotation",
+                "must be longer than coordinator.handover_key_overlap".into(),
+            );
+        }
         if let Some(url) = &self.server.public_url {
             if !matches!(url.scheme(), "http" | "https")
                 || url.query().is_some()

@@ -251,6 +251,15 @@ pub struct CoordinatorConfig {
     /// before it counts the handover as failed and retries later.
     #[serde(with = "humantime_serde")]
     pub peer_timeout: Duration,
+    /// Type-2: how often it makes a new handover key (the key the Type-1
+    /// seals split B to). Keys are numbered by period of this length.
+    #[serde(with = "humantime_serde")]
+    pub handover_key_rotation: Duration,
+    /// Type-2: how long after its successor takes over a handover key
+    /// still opens handovers. At least `keys.handover_timeout`, so a split
+    /// sealed just before a rotation can still be handed over.
+    #[serde(with = "humantime_serde")]
+    pub handover_key_overlap: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -263,6 +272,8 @@ impl Default for CoordinatorConfig {
             storage_kek: "local-kek://storage".into(),
             storage_kek_endpoint: None,
             peer_timeout: Duration::from_secs(10),
+            handover_key_rotation: Duration::from_secs(30 * 86_400),
+            handover_key_overlap: Duration::from_secs(86_400),
         }
     }
 }

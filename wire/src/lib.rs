@@ -25,6 +25,6 @@ mod token;
 
 pub use error::{KeyApiErrorBody, KeyApiErrorDetail};
 pub use key::{EncryptionKey, EncryptionKeyList, KEY_TYPE, KeyData};
-pub use peer::{HandoverAnswer, HandoverRequest, PeerKeys};
+pub use peer::{AnnouncedHandoverKey, HandoverAnswer, HandoverRequest, PeerKeys};
 pub use release::{ChallengeResponse, ReleaseRequest};
 pub use token::{OAuthErrorBody, TokenResponse};

@@ -12,6 +12,23 @@ pub struct PeerKeys {
     pub handover_key: Option<String>,
     /// SubjectPublicKeyInfo (DER, base64) of its public-key signing key.
     pub signing_key: String,
+    /// Type-2 only: every handover key that opens handovers now, newest
+    /// first (the first is `handover_key`); older ones until `notAfter`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handover_keys: Vec<AnnouncedHandoverKey>,
+}
+
+/// A handover key as a Type-2 announces it (like a JWKS entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnouncedHandoverKey {
+    /// Its id: the rotation period it was made for.
+    pub kid: String,
+    /// X25519 public key, base64.
+    pub key: String,
+    /// Unix ms after which it opens nothing; absent for the current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
 }
 
 /// `POST /v1alpha/encryptionKeys` body, Type-1 to Type-2.

@@ -120,8 +120,15 @@ impl PeerClient {
 }
 
 /// `GET /v1/peer/keys`
-pub(super) async fn peer_keys(State(state): State<LifecycleState>) -> Json<PeerKeys> {
-    Json(state.keys.own_keys())
+pub(super) async fn peer_keys(
+    State(state): State<LifecycleState>,
+) -> Result<Json<PeerKeys>, Error> {
+    let keys = state
+        .keys
+        .own_keys()
+        .await
+        .map_err(|e| Error::Unavailable(format!("handover keys: {e}")))?;
+    Ok(Json(keys))
 }
 
 /// A request authenticated by the peer coordinator's issuer.
@@ -263,24 +270,19 @@ pub(super) async fn receive(
         Err(e) => return Err(e.into()),
     }
 
-    let recipient = service
-        .handover_key()
-        .ok_or_else(|| Error::Internal("no handover key".into()))?;
     let sealed = B64
         .decode(&request.sealed_split)
         .map_err(|_| bad("sealedSplit", "not base64"))?;
-    let split_b = keys::open(
-        recipient,
-        keys::HANDOVER_INFO,
-        request.key_id.as_bytes(),
-        &sealed,
-    )
-    .map_err(|_| {
-        bad(
-            "sealedSplit",
-            "does not open with this coordinator's handover key",
-        )
-    })?;
+    let split_b = service
+        .open_handover(&request.key_id, &sealed)
+        .await
+        .map_err(|e| Error::Unavailable(format!("handover keys: {e}")))?
+        .ok_or_else(|| {
+            bad(
+                "sealedSplit",
+                "does not open with any handover key of this coordinator in use now",
+            )
+        })?;
     let splits = service
         .wrap_split(&split_b)
         .await

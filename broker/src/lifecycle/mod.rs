@@ -5,6 +5,7 @@
 //!   splits them, wraps split A, seals split B to the Type-2, retries the
 //!   handover with backoff, and purges expired and abandoned keys.
 //! - `handover`: the wire format and both ends of `POST /v1alpha/encryptionKeys`.
+//! - `handover_keys`: the Type-2's rotating handover keys, one per period.
 //! - `public`: `GET /.well-known/{use_case}/v1/public-keys`, `/v1alpha/publicKeys`.
 //! - `admin`: `/v1/admin/keys` (list, rotate, revoke, re-wrap).
 //!
@@ -15,6 +16,7 @@
 
 mod admin;
 mod handover;
+mod handover_keys;
 mod public;
 mod service;
 

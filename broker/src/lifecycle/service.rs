@@ -5,13 +5,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cloud_adapters::{Cloud, KeyWrapper};
 use idp::{Clock, IssuerConfig, IssuerKind, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
-use keys::{KeyIdFormat, KeySigner, RecipientKey};
+use keys::{KeyIdFormat, KeySigner};
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use wire::{HandoverAnswer, PeerKeys};
 
 use super::handover::{PeerClient, handover_request};
+use super::handover_keys::HandoverKeys;
 use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
 use crate::issuer::Issuer;
@@ -20,7 +21,6 @@ use crate::storage::{KeyRecord, Store, StoreError, StoredSplit, status};
 use crate::time::unix_ms;
 
 const SIGNER_SECRET: &str = "public_key_signer";
-const HANDOVER_SECRET: &str = "handover_key";
 const PEER_KEYS_SETTING: &str = "peer_keys";
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -78,8 +78,8 @@ pub struct KeyService {
     use_cases: Vec<UseCaseConfig>,
     timing: KeysConfig,
     signer: KeySigner,
-    /// Type-2 only: opens the splits the Type-1 seals to it.
-    handover_key: Option<RecipientKey>,
+    /// Type-2 only: open the splits the Type-1 seals to it.
+    handover_keys: Option<HandoverKeys>,
     /// Type-2 only: validates the Type-1's tokens.
     peer_validator: Option<TokenValidator>,
     /// Type-1 only: talks to the Type-2.
@@ -119,22 +119,15 @@ impl KeyService {
             .await?;
         let signer = KeySigner::from_pkcs8(&signer_pkcs8)?;
         let role = config.coordinator.role;
-        let (mut handover_key, mut peer_validator, mut peer) = (None, None, None);
+        let (mut handover_keys, mut peer_validator, mut peer) = (None, None, None);
         match role {
             Role::Type2 => {
-                let private = secret_or_create::<LifecycleError>(
-                    &store,
-                    &storage_kek,
-                    HANDOVER_SECRET,
-                    now_ms,
-                    || {
-                        Ok(Zeroizing::new(
-                            RecipientKey::generate().private_bytes().to_vec(),
-                        ))
-                    },
-                )
-                .await?;
-                handover_key = Some(RecipientKey::from_private_bytes(&private)?);
+                handover_keys = Some(HandoverKeys::new(
+                    store.clone(),
+                    storage_kek.clone(),
+                    config.coordinator.handover_key_rotation,
+                    config.coordinator.handover_key_overlap,
+                ));
                 if let Some(peer_issuer) = &config.coordinator.peer_issuer {
                     peer_validator = Some(peer_validator_for(
                         config,
@@ -174,7 +167,7 @@ impl KeyService {
             use_cases: config.use_cases.clone(),
             timing: config.keys.clone(),
             signer,
-            handover_key,
+            handover_keys,
             peer_validator,
             peer,
         }))
@@ -191,18 +184,32 @@ impl KeyService {
     }
 
     /// The keys this coordinator publishes for its peer and workloads.
-    pub fn own_keys(&self) -> PeerKeys {
-        PeerKeys {
-            handover_key: self
-                .handover_key
-                .as_ref()
-                .map(|k| B64.encode(k.public_key())),
+    pub async fn own_keys(&self) -> Result<PeerKeys, LifecycleError> {
+        let (handover_key, handover_keys) = match &self.handover_keys {
+            Some(ring) => {
+                let (current, announced) = ring.announce(self.now_ms()).await?;
+                (Some(current), announced)
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(PeerKeys {
+            handover_key,
             signing_key: B64.encode(self.signer.public_key_spki_der()),
-        }
+            handover_keys,
+        })
     }
 
-    pub(super) fn handover_key(&self) -> Option<&RecipientKey> {
-        self.handover_key.as_ref()
+    /// Split B of `key_id`, opened with the handover key that sealed it if
+    /// that key still opens handovers (Type-2 only).
+    pub(super) async fn open_handover(
+        &self,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, LifecycleError> {
+        match &self.handover_keys {
+            Some(ring) => ring.open(self.now_ms(), key_id, sealed).await,
+            None => Ok(None),
+        }
     }
 
     pub(super) fn peer_validator(&self) -> Option<&TokenValidator> {
