@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use crate::storage::StoreError;
 
+/// What every 503 tells the client to wait before it retries: outages of a
+/// dependency are not the client's to fix, and a hint keeps retries from
+/// arriving all at once.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
+
 /// A request failure, as the client will see it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -198,12 +203,20 @@ impl IntoResponse for Error {
         if let Error::BadRequest { field, .. } = &self {
             problem.field = field.clone();
         }
-        let unauthenticated = matches!(self, Error::Unauthenticated(_));
         let mut response = problem.into_response();
-        if unauthenticated {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Error::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::Unavailable(_) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
         }
         response
     }

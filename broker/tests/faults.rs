@@ -604,8 +604,8 @@ async fn with_the_database_faulty_callers_get_503_and_no_change_is_half_applied(
                     .contains(&body["code"].as_str().unwrap_or("")),
                 "{fault:?}: {body}"
             );
-            let (status, body) = broker
-                .call(
+            let (status, headers, body) = broker
+                .call_with_headers(
                     Method::GET,
                     "/v1alpha/encryptionKeys:recent?maxAgeSeconds=60",
                     Some(&credential),
@@ -616,6 +616,18 @@ async fn with_the_database_faulty_callers_get_503_and_no_change_is_half_applied(
                 status, 503,
                 "{fault:?}: a fetch is audited or refused: {body}"
             );
+            assert!(headers.contains_key("retry-after"), "{fault:?}");
+            let (status, headers, _) = broker
+                .call_with_headers(
+                    Method::POST,
+                    "/v1/admin/adtechs",
+                    Some(broker.admin_token()),
+                    Some(json!({"id": format!("{id}-b"), "name": "B",
+                        "sites": ["https://b.example"], "useCases": ["aggregation-service"]})),
+                )
+                .await;
+            assert_eq!(status, 503, "{fault:?}");
+            assert!(headers.contains_key("retry-after"), "{fault:?}");
             let (status, body) = broker.call(Method::GET, "/readyz", None, None).await;
             assert_eq!(status, 503, "{fault:?}: {body}");
         }

@@ -88,10 +88,17 @@ impl IntoResponse for KeyApiError {
             detail.attestation_reason = Some((*reason).to_owned());
         }
         let mut response = (status, axum::Json(body)).into_response();
-        if let KeyApiError::RateLimited(secs) = self {
+        let retry_after = match self {
+            KeyApiError::RateLimited(secs) => Some(secs.into()),
+            KeyApiError::Unavailable(_) => Some(axum::http::HeaderValue::from_static(
+                crate::error::RETRY_AFTER_SECONDS,
+            )),
+            _ => None,
+        };
+        if let Some(value) = retry_after {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
+                .insert(axum::http::header::RETRY_AFTER, value);
         }
         response
     }

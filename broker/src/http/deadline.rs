@@ -20,10 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 
-use crate::error::Problem;
-
-/// What a broker-side timeout tells the client to wait before it retries.
-const RETRY_AFTER_SECONDS: &str = "5";
+use crate::error::{Problem, RETRY_AFTER_SECONDS};
 
 /// Runs the rest of the stack within `timeout`; see the module docs.
 pub(super) async fn deadline(
