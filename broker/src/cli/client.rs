@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 /// Where the admin API is and how to authenticate.
 #[derive(Debug, Args)]
@@ -49,7 +50,8 @@ pub(crate) struct Failure(pub(crate) String);
 pub(crate) struct Client {
     http: reqwest::Client,
     server: String,
-    token: String,
+    /// The operator's bearer token: zeroized when the command ends.
+    token: Zeroizing<String>,
 }
 
 impl Client {
@@ -65,7 +67,7 @@ impl Client {
                 method,
                 format!("{}{path}", self.server.trim_end_matches('/')),
             )
-            .bearer_auth(&self.token);
+            .bearer_auth(self.token.as_str());
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -85,17 +87,20 @@ impl Client {
     }
 }
 
-fn read_token(connection: &Connection) -> Result<String, Failure> {
+/// Every copy of the token this reads is zeroized once dropped (the
+/// untrimmed text included).
+fn read_token(connection: &Connection) -> Result<Zeroizing<String>, Failure> {
     if let Some(file) = &connection.token_file {
         return read_token_file(file);
     }
     if let Ok(token) = std::env::var("KEYFERRY_TOKEN") {
-        return Ok(token.trim().to_owned());
+        let token = Zeroizing::new(token);
+        return Ok(Zeroizing::new(token.trim().to_owned()));
     }
     if let Some(cache) = super::login::cache_path(connection.token_cache.as_deref())
         && let Some(cached) = super::login::read_cache(&cache)?
     {
-        return Ok(cached.token.to_string());
+        return Ok(cached.token);
     }
     read_token_file(Path::new("./keyferry-data/admin-token")).map_err(|Failure(message)| {
         Failure(format!(
@@ -104,9 +109,12 @@ fn read_token(connection: &Connection) -> Result<String, Failure> {
     })
 }
 
-fn read_token_file(path: &Path) -> Result<String, Failure> {
+fn read_token_file(path: &Path) -> Result<Zeroizing<String>, Failure> {
     std::fs::read_to_string(path)
-        .map(|t| t.trim().to_owned())
+        .map(|t| {
+            let t = Zeroizing::new(t);
+            Zeroizing::new(t.trim().to_owned())
+        })
         .map_err(|e| {
             Failure(format!(
                 "cannot read the token from {}: {e}",
