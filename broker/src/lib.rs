@@ -10,6 +10,7 @@
 //! - `federation`: trusted issuers, `POST /v1/token` (RFC 8693), and the
 //!   `Caller` extractor for the credentials it issues.
 //! - `operator`: operator authentication, the `Operator<Role>` extractor.
+//! - `rate_limit`: per-identity limits, in memory or shared in the database.
 //! - `admin`: the onboarding handlers.
 //! - `governance`: M-of-N approval of release policies and membership.
 //! - `audit`: the `Audit` interface every audited decision goes through.
@@ -49,6 +50,7 @@ pub mod issuer;
 pub mod kek;
 pub mod lifecycle;
 pub mod operator;
+mod rate_limit;
 pub mod secrets;
 pub mod server;
 mod state;

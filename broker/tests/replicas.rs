@@ -62,7 +62,7 @@ fn shared(c: &mut Config, db_url: &str, public: &str, peer: &str, idp: &str, tee
     tee.configure(c);
 }
 
-async fn deployment(n: usize) -> Option<Deployment> {
+async fn deployment(n: usize, tweak: impl Fn(&mut Config)) -> Option<Deployment> {
     let db = TestDb::postgres().await?;
     let idp = NodeIdp::start().await?;
     let tee = Arc::new(SimulatedTee::new());
@@ -110,7 +110,10 @@ async fn deployment(n: usize) -> Option<Deployment> {
             data_dirs.push(dir);
         }
         let replica = builder
-            .tweak(|c| shared(c, &url, &public, &peer, &idp.issuer, &tee))
+            .tweak(|c| {
+                shared(c, &url, &public, &peer, &idp.issuer, &tee);
+                tweak(c);
+            })
             .start()
             .await
             .expect("a replica on the shared database");
@@ -139,6 +142,66 @@ impl Deployment {
     async fn admin(&self, i: usize, method: Method, path: &str, body: Value) -> (u16, Value) {
         self.replicas[i]
             .call(method, path, Some(self.admin_token()), Some(body))
+            .await
+    }
+
+    /// A token exchange on replica `i`: the credential.
+    async fn exchange(&self, i: usize, subject_token: &str) -> String {
+        let replica = &self.replicas[i];
+        let response = replica
+            .client
+            .post(format!("{}/v1/token", replica.base))
+            .form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject_token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ])
+            .send()
+            .await
+            .expect("token call");
+        assert_eq!(response.status(), 200, "exchange on replica {i}");
+        let body: Value = response.json().await.expect("JSON");
+        body["access_token"]
+            .as_str()
+            .expect("credential")
+            .to_owned()
+    }
+
+    /// Onboards `acme` (through replica 0) with the test IdP's GCP workload
+    /// (through the last replica); a subject token of that workload.
+    async fn onboard_acme(&mut self) -> String {
+        let n = self.replicas.len();
+        let (status, body) = self
+            .admin(
+                0,
+                Method::POST,
+                "/v1/admin/adtechs",
+                json!({"id": "acme", "name": "Acme",
+                "sites": ["https://acme.example"], "useCases": ["aggregation-service"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let issuer = self.idp.issuer.clone();
+        let (status, body) = self
+            .admin(
+                n - 1,
+                Method::POST,
+                "/v1/admin/adtechs/acme/identities",
+                json!({"cloud": "gcp",
+                "issuer": issuer, "subject": SUBJECT, "conditions": []}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.idp
+            .token(json!({
+                "sub": SUBJECT, "aud": AUDIENCE,
+                "email": "workload@acme-prod.iam.gserviceaccount.com",
+                "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
+                                              "zone": "us-central1-a", "instance_id": "7777"}},
+            }))
             .await
     }
 
@@ -179,26 +242,7 @@ impl Deployment {
 async fn workload_round(d: &Deployment, i: usize, subject_token: &str, key_id: &str) -> usize {
     let n = d.replicas.len();
     let replica = &d.replicas[i];
-    let response = replica
-        .client
-        .post(format!("{}/v1/token", replica.base))
-        .form(&[
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ),
-            ("subject_token", subject_token),
-            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
-        ])
-        .send()
-        .await
-        .expect("token call");
-    assert_eq!(response.status(), 200, "exchange on replica {i}");
-    let body: Value = response.json().await.expect("JSON");
-    let credential = body["access_token"]
-        .as_str()
-        .expect("credential")
-        .to_owned();
+    let credential = d.exchange(i, subject_token).await;
 
     let (status, body) = replica
         .call(
@@ -247,46 +291,16 @@ async fn workload_round(d: &Deployment, i: usize, subject_token: &str, key_id: &
 }
 
 async fn replicas_under_load(n: usize) {
-    let Some(mut d) = deployment(n).await else {
+    let Some(mut d) = deployment(n, |_| {}).await else {
         return;
     };
     // Onboarding through the replicas.
-    let (status, body) = d
-        .admin(
-            0,
-            Method::POST,
-            "/v1/admin/adtechs",
-            json!({"id": "acme", "name": "Acme",
-            "sites": ["https://acme.example"], "useCases": ["aggregation-service"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let issuer = d.idp.issuer.clone();
-    let (status, body) = d
-        .admin(
-            n - 1,
-            Method::POST,
-            "/v1/admin/adtechs/acme/identities",
-            json!({"cloud": "gcp",
-            "issuer": issuer, "subject": SUBJECT, "conditions": []}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let subject_token = d.onboard_acme().await;
 
     // One key set, whichever replicas generate at once.
     let first = d.generate_everywhere().await;
     assert_eq!(first.len(), 5, "one key set between {n} replicas");
     let key_id = first[0].clone();
-
-    let subject_token = d
-        .idp
-        .token(json!({
-            "sub": SUBJECT, "aud": AUDIENCE,
-            "email": "workload@acme-prod.iam.gserviceaccount.com",
-            "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
-                                          "zone": "us-central1-a", "instance_id": "7777"}},
-        }))
-        .await;
 
     // Load: workloads on every replica, onboarding on every replica, and
     // one ad tech every replica tries to create.
@@ -403,4 +417,27 @@ async fn two_replicas_on_one_database_under_load_keep_one_key_set_nonce_use_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_on_one_database_under_load_keep_one_key_set_nonce_use_and_audit_order() {
     replicas_under_load(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workloads_challenges_are_limited_across_replicas_not_per_replica() {
+    let Some(mut d) = deployment(2, |c| c.attestation.challenges_per_minute = 3).await else {
+        return;
+    };
+    let subject_token = d.onboard_acme().await;
+    let credential = d.exchange(0, &subject_token).await;
+    let mut statuses = Vec::new();
+    for k in 0..6 {
+        let (status, _) = d.replicas[k % 2]
+            .call(
+                Method::POST,
+                "/v1/attestation/challenge",
+                Some(&credential),
+                None,
+            )
+            .await;
+        statuses.push(status);
+    }
+    // Three a minute in all, not three per replica.
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
 }

@@ -26,7 +26,10 @@ pub(super) async fn challenge(
     State(service): State<Arc<Distribution>>,
     caller: Caller<KeysRelease>,
 ) -> Result<Json<ChallengeResponse>, KeyApiError> {
-    service.release.admit_challenge(&caller.credential)?;
+    service
+        .release
+        .admit_challenge(&caller.credential, service.now_ms())
+        .await?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let expires_at = service.now_ms() + NONCE_LIFETIME_SECS * 1000;

@@ -106,6 +106,7 @@ impl Distribution {
             .collect();
         Ok(Distribution {
             material: SplitMaterial::new(parts.store.clone(), parts.storage_kek),
+            release: Release::open(config, &parts.store)?,
             store: parts.store,
             clock: parts.clock,
             audit: parts.audit,
@@ -113,13 +114,28 @@ impl Distribution {
             role: config.coordinator.role,
             use_cases: config.use_cases.clone(),
             clouds,
-            release: Release::open(config)?,
         })
     }
 
     /// Now, in Unix ms, by this instance's clock.
     fn now_ms(&self) -> i64 {
         crate::time::unix_ms(self.clock.now())
+    }
+
+    /// Every minute, forgets the challenge limits of identities not seen
+    /// for a while, so their memory follows the active population.
+    pub fn spawn_housekeeping(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                service
+                    .release
+                    .prune_challenge_limits(service.now_ms())
+                    .await;
+            }
+        })
     }
 }
 

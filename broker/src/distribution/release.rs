@@ -11,9 +11,6 @@
 
 use std::collections::HashMap;
 
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
 use std::sync::Arc;
 
 use attestation::{Claims, Evidence, ReleaseBinding, ReleasePolicy, Verifier};
@@ -33,6 +30,7 @@ use super::{Distribution, KeyAccess, KeyApiError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::config::{Config, UnwrapMode};
 use crate::federation::{Caller, CredentialError, KeysRelease};
+use crate::rate_limit::{CHALLENGES, IdentityLimiter};
 use crate::storage::{KeyRecord, NonceOutcome, NonceOwner, Store};
 
 /// Most key ids one release may name.
@@ -46,8 +44,9 @@ pub struct Release {
     /// Policies from `use_cases[].release_policy` files, by use case. A
     /// policy governance applied (in the database) takes precedence.
     file_policies: HashMap<String, ReleasePolicy>,
-    /// Challenges per workload identity (source issuer and subject).
-    challenges: DefaultKeyedRateLimiter<(String, String)>,
+    /// Challenges per workload identity (source issuer and subject),
+    /// shared by replicas on PostgreSQL.
+    challenges: IdentityLimiter,
 }
 
 impl std::fmt::Debug for Release {
@@ -83,8 +82,8 @@ pub enum ReleaseSetupError {
 impl Release {
     /// Loads the trust anchors (AMD's, plus `attestation.extra_roots`,
     /// which `config check` allows in the dev profile only) and the
-    /// release policy files.
-    pub fn open(config: &Config) -> Result<Release, ReleaseSetupError> {
+    /// release policy files; counts challenges in `store` on PostgreSQL.
+    pub fn open(config: &Config, store: &Store) -> Result<Release, ReleaseSetupError> {
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|source| ReleaseSetupError::Read {
                 path: path.display().to_string(),
@@ -120,24 +119,33 @@ impl Release {
         Ok(Release {
             verifier: Arc::new(verifier),
             file_policies,
-            challenges: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            challenges: IdentityLimiter::new(store, CHALLENGES, per_minute),
         })
     }
 
-    /// Admits one challenge for the credential's workload identity, or says
-    /// how long to wait.
-    pub(super) fn admit_challenge(
+    /// Admits one challenge at `now_ms` for the credential's workload
+    /// identity, or says how long to wait.
+    pub(super) async fn admit_challenge(
         &self,
         credential: &idp::VerifiedCredential,
+        now_ms: i64,
     ) -> Result<(), KeyApiError> {
-        let key = (
-            credential.src_iss().to_owned(),
-            credential.src_sub().to_owned(),
-        );
-        self.challenges.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            KeyApiError::RateLimited((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
-        })
+        match self
+            .challenges
+            .check(credential.src_iss(), credential.src_sub(), now_ms)
+            .await?
+        {
+            None => Ok(()),
+            Some(wait) => Err(KeyApiError::RateLimited(
+                (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+            )),
+        }
+    }
+
+    /// Forgets identities not seen for a while (the shared windows are
+    /// purged with the token exchange limit's, in the same table).
+    pub(super) async fn prune_challenge_limits(&self, now_ms: i64) {
+        self.challenges.prune(now_ms).await;
     }
 
     /// The policy in force for `use_case`: governance's, else the file's.

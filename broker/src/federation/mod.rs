@@ -10,7 +10,6 @@
 //! [`idp::IssuerRegistry`] that the validator reads on every request.
 
 mod credential;
-mod limit;
 mod refusals;
 mod token;
 
@@ -30,8 +29,8 @@ use crate::audit::{Audit, AuditEvent};
 use crate::config::Config;
 use crate::http::Metrics;
 use crate::issuer::Issuer;
+use crate::rate_limit::{IdentityLimiter, TOKEN_EXCHANGES};
 use crate::storage::Store;
-use limit::ExchangeLimiter;
 use refusals::Refusals;
 
 /// Why the federation service could not be assembled.
@@ -59,7 +58,7 @@ pub struct Federation {
     configured: HashSet<String>,
     audiences: Vec<String>,
     token_ttl: Duration,
-    limiter: ExchangeLimiter,
+    limiter: IdentityLimiter,
     refusals: Refusals,
 }
 
@@ -114,7 +113,7 @@ impl Federation {
             configured,
             audiences,
             token_ttl: config.federation.token_ttl,
-            limiter: ExchangeLimiter::new(store, per_minute),
+            limiter: IdentityLimiter::new(store, TOKEN_EXCHANGES, per_minute),
             refusals: Refusals::new(config.federation.audited_refusals_per_minute),
         }))
     }

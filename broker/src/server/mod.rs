@@ -341,12 +341,13 @@ impl Server {
                 .state
                 .federation
                 .spawn_housekeeping(self.state.audit.clone(), self.state.clock.clone());
+            let challenge_limits = self.state.distribution.spawn_housekeeping();
             let result = self.serve_http().await;
             // Wait for the aborted tasks to be gone, not only told: until
             // then one may still hold a database connection mid-statement,
             // and whoever runs after `run` (a restart, a backup of the data
             // directory) would race it.
-            let mut background = vec![lifecycle, heads, housekeeping];
+            let mut background = vec![lifecycle, heads, housekeeping, challenge_limits];
             background.extend(metrics);
             for task in &background {
                 task.abort();
