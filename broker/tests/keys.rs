@@ -469,6 +469,19 @@ async fn handovers_ride_a_handover_key_rotation_and_an_old_key_opens_nothing_aft
             .expect("rotate");
     into_next_handover_period(&p.clock, Duration::from_secs(86_400 + 60));
     assert_eq!(announced_handover_keys(&p.t2).await.len(), 1);
+    // The retired keys are gone from the Type-2's database.
+    for kid in [&before[0]["kid"], &during[0]["kid"]] {
+        let name = format!("handover_key/{}", kid.as_str().expect("kid"));
+        assert!(
+            p.t2.state
+                .store
+                .wrapped_secret(&name)
+                .await
+                .expect("read")
+                .is_none(),
+            "{name} is kept"
+        );
+    }
     assert_eq!(
         p.t1.state.keys.run_handovers().await.expect("round"),
         (0, 5)

@@ -7,7 +7,7 @@
 //! to store it wins and the others read it. The key of period `p` is current
 //! during `p` and still opens handovers for `coordinator.handover_key_overlap`
 //! into `p + 1` (at least `keys.handover_timeout`, the longest a sealed split
-//! waits at the Type-1). Nothing older opens anything.
+//! waits at the Type-1). Nothing older opens anything, and is deleted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,13 @@ pub(super) struct HandoverKeys {
     ring: Mutex<Option<Ring>>,
 }
 
+/// Every handover key's secret name starts with this.
+const SECRET_PREFIX: &str = "handover_key";
+
+fn secret_name(period: i64) -> String {
+    format!("{SECRET_PREFIX}/{period}")
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
@@ -86,7 +93,7 @@ impl HandoverKeys {
         create: bool,
         now_ms: i64,
     ) -> Result<Option<PeriodKey>, LifecycleError> {
-        let name = format!("handover_key/{period}");
+        let name = secret_name(period);
         let private = if create {
             secret_or_create::<LifecycleError>(
                 &self.store,
@@ -132,6 +139,20 @@ impl HandoverKeys {
         } else {
             None
         };
+        let mut keep = vec![secret_name(period)];
+        if overlap {
+            keep.push(secret_name(period - 1));
+        }
+        // A key that opens nothing any more is deleted, so a copy of the
+        // database taken later cannot open a split sealed to it (the
+        // unversioned `handover_key` of earlier versions included).
+        let deleted = self
+            .store
+            .delete_wrapped_secrets_with_prefix(SECRET_PREFIX, &keep)
+            .await?;
+        if deleted > 0 {
+            tracing::info!(deleted, period, "retired handover keys deleted");
+        }
         let ring = Ring {
             period: current.period,
             current: current.key,

@@ -462,6 +462,30 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes every wrapped secret whose name starts with `prefix`,
+    /// except those named in `keep`; returns how many.
+    pub async fn delete_wrapped_secrets_with_prefix(
+        &self,
+        prefix: &str,
+        keep: &[String],
+    ) -> Result<u64, StoreError> {
+        // LIKE with the prefix's own wildcards escaped: the same in SQLite
+        // and PostgreSQL.
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mut sql = "DELETE FROM wrapped_secrets WHERE name LIKE $1 ESCAPE '\\'".to_owned();
+        for n in 0..keep.len() {
+            sql.push_str(&format!(" AND name <> ${}", n + 2));
+        }
+        let mut query = sqlx::query(&sql).bind(format!("{escaped}%"));
+        for name in keep {
+            query = query.bind(name);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+
     /// A setting.
     pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(

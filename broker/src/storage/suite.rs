@@ -482,7 +482,48 @@ async fn a_hand_edited_column_reads_as_corrupt_not_as_a_default(store: &Store) {
     assert!(matches!(store.adtechs().await, Err(StoreError::Corrupt(_))));
 }
 
+async fn wrapped_secrets_are_deleted_by_prefix_with_wildcards_taken_literally(store: &Store) {
+    let secret = StoredSplit {
+        kek_uri: "local-kek://storage".into(),
+        ciphertext: vec![1, 2, 3],
+    };
+    for name in [
+        "handover_key",
+        "handover_key/1",
+        "handover_key/2",
+        "handover_key/3",
+        "handoverXkey/1",
+        "public_key_signer",
+    ] {
+        store
+            .insert_wrapped_secret_if_absent(name, &secret, 1)
+            .await
+            .expect("insert");
+    }
+    let keep = ["handover_key/3".to_owned(), "handover_key/2".to_owned()];
+    assert_eq!(
+        store
+            .delete_wrapped_secrets_with_prefix("handover_key", &keep)
+            .await
+            .expect("delete"),
+        2
+    );
+    for (name, kept) in [
+        ("handover_key", false),
+        ("handover_key/1", false),
+        ("handover_key/2", true),
+        ("handover_key/3", true),
+        // `_` is a LIKE wildcard; the prefix means it literally.
+        ("handoverXkey/1", true),
+        ("public_key_signer", true),
+    ] {
+        let found = store.wrapped_secret(name).await.expect("read").is_some();
+        assert_eq!(found, kept, "{name}");
+    }
+}
+
 crate::on_both_backends!(
+    wrapped_secrets_are_deleted_by_prefix_with_wildcards_taken_literally,
     a_hand_edited_column_reads_as_corrupt_not_as_a_default,
     adtechs_round_trip_and_refuse_duplicates,
     disabling_an_adtech_hides_its_mappings,
