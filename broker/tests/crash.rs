@@ -368,12 +368,7 @@ async fn killed_fifty_times_mid_work_the_state_stays_consistent_and_no_secret_is
         return;
     };
     let subject_token = idp
-        .token(json!({
-            "sub": SUBJECT, "aud": AUDIENCE,
-            "email": "workload@acme-prod.iam.gserviceaccount.com",
-            "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
-                                          "zone": "us-central1-a", "instance_id": "7777"}},
-        }))
+        .token(common::gcp_workload_claims(SUBJECT, AUDIENCE))
         .await;
     let tee = Arc::new(SimulatedTee::new());
     let dir = tempfile::tempdir().expect("dir");

@@ -493,12 +493,7 @@ async fn with_the_idp_keys_unreachable_exchanges_are_503_and_recover_on_their_ow
     let upstream = FaultProxy::in_front_of(&idp.issuer).await;
     let broker = broker_trusting(&idp, &upstream).await;
     let token = idp
-        .token(json!({
-            "sub": GCP_SUBJECT, "aud": AUDIENCE,
-            "email": "workload@acme-prod.iam.gserviceaccount.com",
-            "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
-                                          "zone": "us-central1-a", "instance_id": "7777"}},
-        }))
+        .token(common::gcp_workload_claims(GCP_SUBJECT, AUDIENCE))
         .await;
 
     // The broker has never had the issuer's keys: it cannot check the

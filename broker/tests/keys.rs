@@ -76,6 +76,48 @@ async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
     Pair { t1, t2, clock }
 }
 
+impl Pair {
+    /// The Type-1's pending handovers (key and sealed split B), oldest
+    /// first, due or not.
+    async fn pending(&self) -> Vec<(keyferry::storage::KeyRecord, Vec<u8>)> {
+        self.t1
+            .state
+            .store
+            .due_handovers(i64::MAX)
+            .await
+            .expect("due")
+    }
+
+    /// A handover token of the Type-1's issuer for `audience`.
+    fn handover_token(&self, audience: &str) -> String {
+        self.t1
+            .state
+            .issuer
+            .current()
+            .mint_outbound_token(self.clock.now(), "a", audience, Duration::from_secs(300))
+            .expect("token")
+            .as_str()
+            .to_owned()
+    }
+
+    /// `POST /v1alpha/encryptionKeys` of `body` at the Type-2: the status
+    /// and the JSON body (`Null` when not JSON).
+    async fn post_handover(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/v1alpha/encryptionKeys", self.t2.base))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("post");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
 async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(url);
     for (k, v) in headers {
@@ -206,44 +248,14 @@ async fn a_pending_key_is_dropped_after_the_handover_timeout() {
 async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     let p = pair(|_| {}).await;
     p.t1.state.keys.ensure_keys(None).await.expect("generate");
-    let (record, sealed) =
-        p.t1.state
-            .store
-            .due_handovers(i64::MAX)
-            .await
-            .expect("due")
-            .remove(0);
+    let (record, sealed) = p.pending().await.remove(0);
     p.t1.state.keys.run_handovers().await.expect("handover");
     let stored = p.t1.state.store.key(&record.id).await.expect("key");
-
-    let token = |audience: &str| {
-        p.t1.state
-            .issuer
-            .current()
-            .mint_outbound_token(p.clock.now(), "a", audience, Duration::from_secs(300))
-            .expect("token")
-            .as_str()
-            .to_owned()
-    };
-    let post = |token: Option<String>, body: Value| {
-        let url = format!("{}/v1alpha/encryptionKeys", p.t2.base);
-        async move {
-            let mut request = reqwest::Client::new().post(url).json(&body);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.expect("post");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let token = p.handover_token(&p.t2.base);
     let request = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
 
     // A replay gets the same answer.
-    let (status, answer) = post(Some(token(&p.t2.base)), request.clone()).await;
+    let (status, answer) = p.post_handover(Some(&token), request.clone()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["publicKeySignature"], stored.peer_signature.as_str());
 
@@ -254,7 +266,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     conflicting["publicKeyMaterial"] = json!(other.public_key_base64());
     conflicting["publicKeysetHandle"] = json!(other.public_keyset_json());
     assert_eq!(
-        post(Some(token(&p.t2.base)), conflicting.clone()).await.0,
+        p.post_handover(Some(&token), conflicting.clone()).await.0,
         400,
         "unsigned: refused before the conflict is looked at"
     );
@@ -270,14 +282,17 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
         &other.public_key_base64(),
     );
     conflicting["publicKeySignature"] = json!(B64.encode(type1_signer.sign(&message)));
-    assert_eq!(post(Some(token(&p.t2.base)), conflicting).await.0, 409);
+    assert_eq!(p.post_handover(Some(&token), conflicting).await.0, 409);
 
     // Unauthenticated, for another audience, or signed by a stranger: refused.
-    assert_eq!(post(None, request.clone()).await.0, 401);
+    assert_eq!(p.post_handover(None, request.clone()).await.0, 401);
     assert_eq!(
-        post(Some(token("https://elsewhere.example")), request.clone())
-            .await
-            .0,
+        p.post_handover(
+            Some(&p.handover_token("https://elsewhere.example")),
+            request.clone()
+        )
+        .await
+        .0,
         401
     );
     let stranger = pair(|_| {}).await;
@@ -294,7 +309,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
         )
         .expect("token");
     assert_eq!(
-        post(Some(foreign.as_str().to_owned()), request.clone())
+        p.post_handover(Some(foreign.as_str()), request.clone())
             .await
             .0,
         401
@@ -307,13 +322,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
         .ensure_keys(Some("aggregation-service"))
         .await
         .expect("rotate");
-    let (fresh, _) =
-        p.t1.state
-            .store
-            .due_handovers(i64::MAX)
-            .await
-            .expect("due")
-            .remove(0);
+    let (fresh, _) = p.pending().await.remove(0);
     let elsewhere = keys::RecipientKey::generate();
     let sealed_elsewhere = keys::seal(
         &elsewhere.public_key(),
@@ -323,7 +332,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     )
     .expect("seal");
     let resealed = serde_json::to_value(handover_request(&fresh, &sealed_elsewhere)).expect("json");
-    let (status, body) = post(Some(token(&p.t2.base)), resealed).await;
+    let (status, body) = p.post_handover(Some(&token), resealed).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some("sealedSplit")),
@@ -335,30 +344,11 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
 async fn a_handover_of_a_key_the_type1_did_not_sign_is_refused_and_audited() {
     let p = pair(|_| {}).await;
     p.t1.state.keys.ensure_keys(None).await.expect("generate");
-    let mut due = p.t1.state.store.due_handovers(i64::MAX).await.expect("due");
+    let mut due = p.pending().await;
     let (record, sealed) = due.remove(0);
     // The Type-1's genuine signature, of another key.
     let of_another_key = due.remove(0).0.signature;
-    let token =
-        p.t1.state
-            .issuer
-            .current()
-            .mint_outbound_token(p.clock.now(), "a", &p.t2.base, Duration::from_secs(300))
-            .expect("token");
-    let post = |body: Value| {
-        let request = reqwest::Client::new()
-            .post(format!("{}/v1alpha/encryptionKeys", p.t2.base))
-            .bearer_auth(token.as_str())
-            .json(&body);
-        async move {
-            let response = request.send().await.expect("post");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
+    let token = p.handover_token(&p.t2.base);
     let honest = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
     let message = keys::public_key_signature_message(
         &record.id,
@@ -377,7 +367,7 @@ async fn a_handover_of_a_key_the_type1_did_not_sign_is_refused_and_audited() {
     for (n, forged) in forgeries.iter().enumerate() {
         let mut request = honest.clone();
         request["publicKeySignature"] = json!(forged);
-        let (status, body) = post(request).await;
+        let (status, body) = p.post_handover(Some(&token), request).await;
         assert_eq!(
             (status, body["code"].as_str(), body["field"].as_str()),
             (400, Some("invalid_field"), Some("publicKeySignature")),
@@ -487,28 +477,12 @@ async fn handovers_ride_a_handover_key_rotation_and_an_old_key_opens_nothing_aft
         (0, 5)
     );
     // Refused for the split, not anything else.
-    let (record, sealed) =
-        p.t1.state
-            .store
-            .due_handovers(i64::MAX)
-            .await
-            .expect("due")
-            .remove(0);
-    let token =
-        p.t1.state
-            .issuer
-            .current()
-            .mint_outbound_token(p.clock.now(), "a", &p.t2.base, Duration::from_secs(300))
-            .expect("token");
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1alpha/encryptionKeys", p.t2.base))
-        .bearer_auth(token.as_str())
-        .json(&handover_request(&record, &sealed))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.expect("json");
+    let (record, sealed) = p.pending().await.remove(0);
+    let request = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
+    let (status, body) = p
+        .post_handover(Some(&p.handover_token(&p.t2.base)), request)
+        .await;
+    assert_eq!(status, 400);
     assert_eq!(body["field"], "sealedSplit", "{body}");
     for id in &rotated {
         assert!(p.t2.state.store.key(id).await.is_err(), "{id} stored");

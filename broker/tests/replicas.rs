@@ -196,12 +196,7 @@ impl Deployment {
             .await;
         assert_eq!(status, 201, "{body}");
         self.idp
-            .token(json!({
-                "sub": SUBJECT, "aud": AUDIENCE,
-                "email": "workload@acme-prod.iam.gserviceaccount.com",
-                "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
-                                              "zone": "us-central1-a", "instance_id": "7777"}},
-            }))
+            .token(common::gcp_workload_claims(SUBJECT, AUDIENCE))
             .await
     }
 

@@ -80,6 +80,17 @@ enum Database {
 /// Google's issuer URL, the issuer of [`google_issuer`].
 pub const GOOGLE: &str = "https://accounts.google.com";
 
+/// The claims of a GCP Compute Engine workload's ID token (what the test
+/// IdP mints for one), for `subject` and `audience`.
+pub fn gcp_workload_claims(subject: &str, audience: &str) -> Value {
+    serde_json::json!({
+        "sub": subject, "aud": audience,
+        "email": "workload@acme-prod.iam.gserviceaccount.com",
+        "google": {"compute_engine": {"project_id": "acme-prod", "project_number": 424242,
+                                      "zone": "us-central1-a", "instance_id": "7777"}},
+    })
+}
+
 /// A configured GCP issuer, `google`, for onboarding identities: nothing
 /// calls it until a token from it arrives.
 pub fn google_issuer() -> IssuerEntry {
