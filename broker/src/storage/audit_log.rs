@@ -92,16 +92,15 @@ impl AuditTx {
     /// Takes every outbox entry, oldest first: they are deleted with this
     /// transaction, so each reaches the log exactly once.
     pub async fn take_outbox(&mut self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows: Vec<(i64, i64, String, String)> =
-            sqlx::query_as("SELECT seq, at, kind, body FROM audit_events ORDER BY seq")
+        // One statement, so it deletes exactly the rows it returns. A
+        // `SELECT` then `DELETE WHERE seq <= last` loses entries on
+        // PostgreSQL: a writer that took a lower `seq` but committed after
+        // the `SELECT` is deleted by the `DELETE` without being read.
+        let mut rows: Vec<(i64, i64, String, String)> =
+            sqlx::query_as("DELETE FROM audit_events RETURNING seq, at, kind, body")
                 .fetch_all(&mut *self.tx)
                 .await?;
-        if let Some((last, ..)) = rows.last() {
-            sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
-                .bind(last)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        rows.sort_unstable_by_key(|(seq, ..)| *seq);
         Ok(rows
             .into_iter()
             .map(|(_, at_ms, kind, body)| OutboxEntry { at_ms, kind, body })

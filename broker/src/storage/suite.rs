@@ -651,7 +651,67 @@ async fn rate_windows_are_counted_across_replicas(db: crate::testing::Db) {
     second.close().await;
 }
 
+/// Writers on two replicas commit outbox entries while the log's writer
+/// takes them: every entry is taken exactly once. (On PostgreSQL a writer
+/// can commit a lower `seq` after a higher one is visible.)
+async fn outbox_entries_committed_out_of_order_are_each_taken_once(db: crate::testing::Db) {
+    let Some(first) = crate::testing::TestDb::on(db).await else {
+        return;
+    };
+    let second = Store::connect(&first.url, 4).await.expect("second replica");
+    const WRITERS: usize = 4;
+    const EACH: usize = 150;
+    let writers = (0..WRITERS).map(|w| {
+        let store = if w % 2 == 0 {
+            first.store.clone()
+        } else {
+            second.clone()
+        };
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                let mut tx = store.pool.begin().await.expect("begin");
+                let entry = OutboxEntry {
+                    body: format!(r#"{{"actor":"w{w}","details":{{"i":{i}}}}}"#),
+                    ..noted()
+                };
+                audit_log::insert_outbox_in(&mut tx, &entry)
+                    .await
+                    .expect("insert");
+                // Commit late now and then, after later writers.
+                if i % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                tx.commit().await.expect("commit");
+            }
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    let mut taken = Vec::new();
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let mut tx = first.store.lock_audit(1).await.expect("lock");
+        taken.extend(tx.take_outbox().await.expect("take"));
+        tx.commit().await.expect("commit");
+        if done {
+            break;
+        }
+    }
+    let mut bodies: Vec<String> = taken.into_iter().map(|e| e.body).collect();
+    let all = bodies.len();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), all, "none twice");
+    assert_eq!(all, WRITERS * EACH, "none lost");
+    second.close().await;
+}
+
 mod replicas {
-    crate::on_both_backends!(db: rate_windows_are_counted_across_replicas);
-    use super::rate_windows_are_counted_across_replicas;
+    crate::on_both_backends!(
+        db: rate_windows_are_counted_across_replicas,
+        outbox_entries_committed_out_of_order_are_each_taken_once
+    );
+    use super::{
+        outbox_entries_committed_out_of_order_are_each_taken_once,
+        rate_windows_are_counted_across_replicas,
+    };
 }
