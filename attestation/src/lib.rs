@@ -14,8 +14,10 @@
 //! - `verifier`: [`Verifier`], the verification steps in order, ending in the proof
 //!   [`VerifiedReport`] when `report_data` equals a [`ReleaseBinding`] (nonce and TEE key),
 //!   or in an [`InspectedReport`] for offline inspection, which releases nothing.
-//! - `policy`: [`ReleasePolicy`] documents and their evaluation into the proof
-//!   [`VerifiedEvidence`].
+//!   [`Verifier::verify_key_generation_at`] checks a key generator's report against a
+//!   [`KeyGenerationBinding`] (challenge and handover message) into [`VerifiedKeyGeneration`].
+//! - `policy`: [`ReleasePolicy`] documents and their evaluation into the proofs
+//!   [`VerifiedEvidence`] (a release) and [`AttestedKeyGeneration`] (a handover).
 //! - `claims`: [`Claims`], what a verified report says, as readable JSON.
 //! - `error`: the one [`Error`] type and the stable refusal codes, [`Reason`].
 //! - [`simulated`]: a generated ARK/ASK/VCEK chain and report signer.
@@ -47,9 +49,9 @@ mod verifier;
 pub use claims::{Claims, CpuidClaims, FirmwareClaims, PlatformClaims, PolicyClaims, Tcb};
 pub use error::{Error, Reason};
 pub use evidence::{EVIDENCE_TYPE, Evidence, EvidenceWire, REPORT_LEN, ReportFormat, WireCerts};
-pub use policy::{MinimumTcb, ReleasePolicy, SmtRule, VerifiedEvidence};
+pub use policy::{AttestedKeyGeneration, MinimumTcb, ReleasePolicy, SmtRule, VerifiedEvidence};
 pub use report::{Generation, SigningKey};
 pub use verifier::{
-    InspectedReport, ReleaseBinding, ReportDataCheck, VerifiedReport, Verifier,
-    expected_report_data,
+    InspectedReport, KEY_GENERATION_DOMAIN, KeyGenerationBinding, ReleaseBinding, ReportDataCheck,
+    VerifiedKeyGeneration, VerifiedReport, Verifier, expected_report_data,
 };

@@ -51,6 +51,61 @@ impl ReleaseBinding {
     }
 }
 
+/// Domain separation of attested key generation: a report made for a handover can never
+/// pass as one made for a release (whose `report_data` hashes a nonce and a key, no domain).
+pub const KEY_GENERATION_DOMAIN: &[u8] = b"keyferry/v1/handover";
+
+/// The binding of a key generator's report (DESIGN §4.3): `report_data` = SHA-512(
+/// `"keyferry/v1/handover"` ‖ challenge ‖ SHA-256 of the handover message). The challenge,
+/// fresh from the Type-2, makes the report single use; the digest ties it to exactly the key
+/// ids, public keys and sealed split it is sent with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGenerationBinding {
+    message_digest: [u8; 32],
+    report_data: [u8; 64],
+}
+
+impl KeyGenerationBinding {
+    /// The binding of the Type-2's `challenge` and the handover message's `message_digest`.
+    pub fn new(challenge: &[u8], message_digest: [u8; 32]) -> Self {
+        let mut h = Sha512::new();
+        h.update(KEY_GENERATION_DOMAIN);
+        h.update(challenge);
+        h.update(message_digest);
+        KeyGenerationBinding {
+            message_digest,
+            report_data: h.finalize().into(),
+        }
+    }
+
+    /// The 64 bytes the key generator's report must carry.
+    pub fn report_data(&self) -> &[u8; 64] {
+        &self.report_data
+    }
+}
+
+/// Proof that a key generator's report verified (chain, signature, bindings) with
+/// `report_data` equal to a [`KeyGenerationBinding`]: only
+/// [`Verifier::verify_key_generation_at`] makes one, and only a policy admits it
+/// ([`crate::ReleasePolicy::admit_key_generation`]).
+#[derive(Clone, Debug)]
+pub struct VerifiedKeyGeneration {
+    claims: Claims,
+    message_digest: [u8; 32],
+}
+
+impl VerifiedKeyGeneration {
+    /// The attested claims of the key generator.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The digest of the handover message the report vouches for.
+    pub fn message_digest(&self) -> &[u8; 32] {
+        &self.message_digest
+    }
+}
+
 /// What [`Verifier::inspect`] does with `report_data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportDataCheck {
@@ -145,6 +200,22 @@ impl Verifier {
         Ok(VerifiedReport {
             claims,
             binding: binding.clone(),
+        })
+    }
+
+    /// Verifies a key generator's `evidence` for a handover, with certificate validity judged
+    /// at `at`: every step of [`Verifier::inspect_at`], with `report_data` required to equal
+    /// `binding`.
+    pub fn verify_key_generation_at(
+        &self,
+        evidence: &Evidence,
+        binding: &KeyGenerationBinding,
+        at: SystemTime,
+    ) -> Result<VerifiedKeyGeneration, Error> {
+        let claims = self.check(evidence, Some(binding.report_data()), at)?;
+        Ok(VerifiedKeyGeneration {
+            claims,
+            message_digest: binding.message_digest,
         })
     }
 
@@ -279,7 +350,7 @@ impl Verifier {
             if !bool::from(expected.ct_eq(&r.report_data)) {
                 return Err(Error::refused(
                     Reason::ReportDataMismatch,
-                    "report_data is not SHA-512(nonce ‖ teePublicKey)",
+                    "report_data is not the expected binding (a release: SHA-512(nonce ‖ teePublicKey))",
                 ));
             }
         }

@@ -315,3 +315,54 @@ fn extra_roots_must_be_self_signed_rsa_certificates() {
     );
     assert!(Verifier::with_extra_roots(&["garbage"]).is_err());
 }
+
+#[test]
+fn a_key_generators_report_verifies_only_for_its_challenge_and_message() {
+    use attestation::{KeyGenerationBinding, ReleasePolicy};
+    let chip = milan();
+    let binding = KeyGenerationBinding::new(&[7; 32], [9; 32]);
+    let mut fields = chip.report_fields();
+    fields.measurement = [0x22; 48];
+    fields.report_data = *binding.report_data();
+    let ev = chip.evidence(&fields).unwrap();
+    let at = std::time::SystemTime::now();
+    let verifier = dev_verifier();
+    let verified = verifier
+        .verify_key_generation_at(&ev, &binding, at)
+        .unwrap();
+    assert_eq!(verified.message_digest(), &[9; 32]);
+    let policy = |m: [u8; 48]| {
+        ReleasePolicy::from_json(&format!(r#"{{"measurements":["{}"]}}"#, hex::encode(m))).unwrap()
+    };
+    let admitted = policy([0x22; 48]).admit_key_generation(&verified).unwrap();
+    assert_eq!(admitted.claims().measurement, [0x22; 48]);
+    assert_eq!(
+        reason(
+            policy([0x33; 48]).admit_key_generation(&verified),
+            "other image"
+        ),
+        Reason::MeasurementNotAllowed
+    );
+    for (other, what) in [
+        (
+            KeyGenerationBinding::new(&[8; 32], [9; 32]),
+            "another challenge",
+        ),
+        (
+            KeyGenerationBinding::new(&[7; 32], [1; 32]),
+            "another message",
+        ),
+    ] {
+        assert_eq!(
+            reason(verifier.verify_key_generation_at(&ev, &other, at), what),
+            Reason::ReportDataMismatch
+        );
+    }
+    // The domain keeps a handover report from passing as a release's, and back.
+    let release = ReleaseBinding::new(&[7; 32], [9; 32]);
+    assert_ne!(release.report_data(), binding.report_data());
+    assert_eq!(
+        reason(verifier.verify_at(&ev, &release, at), "as a release"),
+        Reason::ReportDataMismatch
+    );
+}

@@ -454,9 +454,14 @@ fn demo_runs_the_whole_flow_with_nothing_but_the_binary() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let admitted = format!(
+        "B admitted A's key generator (simulated SEV-SNP, dev only) with measurement {}",
+        hex::encode(keyferry::lifecycle::DEV_KEY_GENERATOR_MEASUREMENT)
+    );
     for line in [
         "coordinator A (Type-1)",
         "published after B's signed acknowledgement",
+        admitted.as_str(),
         "recombined 2 keys",
         "decrypted: {\"conversion\": \"purchase\", \"value\": 42}",
         "keys.released",

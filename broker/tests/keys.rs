@@ -7,6 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use attestation::KeyGenerationBinding;
+use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cloud_adapters::KeyWrapper;
@@ -38,6 +40,11 @@ struct Pair {
 /// unavailable outside CI), served in process on one moved clock, with
 /// `tweak` applied to the Type-1's config.
 async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
+    pair_with(tweak, |_| {}).await
+}
+
+/// [`pair`] with `tweak2` applied to the Type-2's config as well.
+async fn pair_with(tweak: impl FnOnce(&mut Config), tweak2: impl FnOnce(&mut Config)) -> Pair {
     let clock = ManualClock::starting_now();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -59,6 +66,7 @@ async fn pair(tweak: impl FnOnce(&mut Config)) -> Pair {
             c2.coordinator.role = Role::Type2;
             c2.coordinator.peer_issuer = Some(u1.parse().expect("url"));
             c2.admin.bootstrap_token = Some(false);
+            tweak2(c2);
         })
         .start()
         .await
@@ -98,6 +106,53 @@ impl Pair {
             .expect("token")
             .as_str()
             .to_owned()
+    }
+
+    /// A fresh handover challenge of the Type-2, for the peer's `token`.
+    async fn challenge(&self, token: &str) -> Vec<u8> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/peer/handover-challenges", self.t2.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json");
+        B64.decode(body["challenge"].as_str().expect("challenge"))
+            .expect("base64")
+    }
+
+    /// `request` with the simulated key generator's evidence for
+    /// `challenge` over the message `bound_to` (`request` itself when
+    /// `None`), after `tweak` changed the report's fields.
+    fn with_evidence(
+        request: &Value,
+        challenge: &[u8],
+        bound_to: Option<&Value>,
+        tweak: impl FnOnce(&mut ReportFields),
+    ) -> Value {
+        let message: wire::HandoverRequest =
+            serde_json::from_value(bound_to.unwrap_or(request).clone()).expect("a request");
+        let digest = keyferry::lifecycle::message_digest(&message).expect("digest");
+        let chip = SimulatedAmd::shared()
+            .expect("simulated AMD")
+            .chip(ChipSpec::milan())
+            .expect("chip");
+        let mut fields = chip.report_fields();
+        fields.measurement = keyferry::lifecycle::DEV_KEY_GENERATOR_MEASUREMENT;
+        fields.report_data = *KeyGenerationBinding::new(challenge, digest).report_data();
+        tweak(&mut fields);
+        let evidence = attestation::EvidenceWire::from(&chip.evidence(&fields).expect("report"));
+        let mut attested = request.clone();
+        attested["keyGeneration"] =
+            json!({"challenge": B64.encode(challenge), "evidence": evidence});
+        attested
+    }
+
+    /// `request` as the honest key generator attests it, for a fresh challenge.
+    async fn attested(&self, token: &str, request: Value) -> Value {
+        let challenge = self.challenge(token).await;
+        Pair::with_evidence(&request, &challenge, None, |_| {})
     }
 
     /// `POST /v1alpha/encryptionKeys` of `body` at the Type-2: the status
@@ -254,8 +309,10 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     let token = p.handover_token(&p.t2.base);
     let request = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
 
-    // A replay gets the same answer.
-    let (status, answer) = p.post_handover(Some(&token), request.clone()).await;
+    // A replay gets the same answer (the key generator attests each).
+    let (status, answer) = p
+        .post_handover(Some(&token), p.attested(&token, request.clone()).await)
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["publicKeySignature"], stored.peer_signature.as_str());
 
@@ -282,6 +339,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
         &other.public_key_base64(),
     );
     conflicting["publicKeySignature"] = json!(B64.encode(type1_signer.sign(&message)));
+    let conflicting = p.attested(&token, conflicting).await;
     assert_eq!(p.post_handover(Some(&token), conflicting).await.0, 409);
 
     // Unauthenticated, for another audience, or signed by a stranger: refused.
@@ -332,6 +390,7 @@ async fn handovers_are_idempotent_authenticated_and_conflicts_refused() {
     )
     .expect("seal");
     let resealed = serde_json::to_value(handover_request(&fresh, &sealed_elsewhere)).expect("json");
+    let resealed = p.attested(&token, resealed).await;
     let (status, body) = p.post_handover(Some(&token), resealed).await;
     assert_eq!(
         (status, body["field"].as_str()),
@@ -395,6 +454,166 @@ async fn a_handover_of_a_key_the_type1_did_not_sign_is_refused_and_audited() {
         (5, 0)
     );
     assert_eq!(p.t2.audit_of_kind("key.received").await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_whose_key_generator_is_not_admitted_stores_nothing_and_is_audited() {
+    let p = pair(|_| {}).await;
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    let mut due = p.pending().await;
+    let (record, sealed) = due.remove(0);
+    let (other, other_sealed) = due.remove(0);
+    let token = p.handover_token(&p.t2.base);
+    let honest = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
+    let another_message =
+        serde_json::to_value(handover_request(&other, &other_sealed)).expect("json");
+
+    // A challenge an honest handover of another key used up.
+    let used = p.challenge(&token).await;
+    let accepted = Pair::with_evidence(&another_message, &used, None, |_| {});
+    assert_eq!(p.post_handover(Some(&token), accepted).await.0, 200);
+
+    let mut cases = vec![("key_generation_evidence_missing", honest.clone())];
+    let wrong_image = |f: &mut ReportFields| f.measurement = [0x66; 48];
+    let debuggable = |f: &mut ReportFields| f.policy |= 1 << 19;
+    for (reason, bound_to, tweak) in [
+        (
+            "measurement_not_allowed",
+            None,
+            &wrong_image as &dyn Fn(&mut ReportFields),
+        ),
+        ("debug_not_allowed", None, &debuggable),
+        (
+            "report_data_mismatch",
+            Some(&another_message),
+            &|_: &mut ReportFields| {},
+        ),
+    ] {
+        let challenge = p.challenge(&token).await;
+        cases.push((
+            reason,
+            Pair::with_evidence(&honest, &challenge, bound_to, tweak),
+        ));
+    }
+    cases.push((
+        "challenge_unknown",
+        Pair::with_evidence(&honest, &used, None, |_| {}),
+    ));
+    cases.push((
+        "challenge_unknown",
+        Pair::with_evidence(&honest, &[9; 32], None, |_| {}),
+    ));
+
+    for (n, (reason, request)) in cases.into_iter().enumerate() {
+        let (status, body) = p.post_handover(Some(&token), request).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some(reason)),
+            "{body}"
+        );
+        assert!(
+            p.t2.state.store.key(&record.id).await.is_err(),
+            "{reason}: stored"
+        );
+        assert!(
+            p.t2.state
+                .store
+                .splits(&record.id)
+                .await
+                .expect("splits")
+                .is_empty(),
+            "{reason}: split B stored"
+        );
+        let refused = p.t2.audit_of_kind("key.handover_refused").await;
+        assert_eq!(refused.len(), n + 1);
+        let details = &refused[n]["details"];
+        assert_eq!(details["reason"], reason);
+        assert_eq!(details["keyId"], record.id.as_str());
+        // Once the report verified, the refusal names what it attested.
+        let verified = !matches!(
+            reason,
+            "key_generation_evidence_missing" | "report_data_mismatch"
+        );
+        assert_eq!(
+            details["claims"]["measurement"].is_string(),
+            verified,
+            "{details}"
+        );
+    }
+    assert_eq!(p.t2.audit_of_kind("key.received").await.len(), 1);
+
+    // The honest Type-1 hands over every key, attested.
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("handover"),
+        (5, 0)
+    );
+    let received = p.t2.audit_of_kind("key.received").await;
+    assert_eq!(received.len(), 5, "one replay answered, not stored twice");
+    assert_eq!(
+        received[4]["details"]["keyGenerator"]["measurement"],
+        hex::encode(keyferry::lifecycle::DEV_KEY_GENERATOR_MEASUREMENT)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_generator_the_policy_does_not_admit_publishes_nothing_until_governance_admits_it() {
+    use common::governance::{Member, ballot, member_configs, propose};
+    let dir = tempfile::tempdir().expect("dir");
+    let policy_file = dir.path().join("key-generation.json");
+    let other_image = json!({"measurements": [hex::encode([0x77u8; 48])]});
+    std::fs::write(&policy_file, other_image.to_string()).expect("write policy");
+    let members = [Member::new("alice"), Member::new("bob")];
+    let p = pair_with(
+        |_| {},
+        |c2| {
+            c2.coordinator.key_generation_policy = Some(policy_file.clone());
+            c2.admin.bootstrap_token = Some(true);
+            c2.governance.members = member_configs(&members);
+            c2.governance.threshold = Some(2);
+        },
+    )
+    .await;
+    p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("handover"),
+        (0, 5)
+    );
+    assert!(published(&p.t1).await.is_empty());
+    assert!(p.t2.state.store.keys(None).await.expect("keys").is_empty());
+    let refused = p.t2.audit_of_kind("key.handover_refused").await;
+    assert_eq!(refused.len(), 5);
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["details"]["reason"] == "measurement_not_allowed"),
+        "{refused:?}"
+    );
+
+    // The Type-2's members admit the key generator's image, two of two.
+    let admitted = json!({"measurements":
+        [hex::encode(keyferry::lifecycle::DEV_KEY_GENERATOR_MEASUREMENT)]});
+    let proposal = propose(
+        &p.t2,
+        json!({"kind": "key_generation_policy", "policy": admitted}),
+    )
+    .await;
+    let (id, digest) = (
+        proposal["id"].as_str().expect("id"),
+        proposal["digest"].as_str().expect("digest"),
+    );
+    for member in &members {
+        let (status, body) = ballot(&p.t2, id, member.name, &member.sign(digest)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(p.t2.audit_of_kind("gov.applied").await.len(), 1);
+
+    // The Type-1 retried after its backoff: now every key is handed over.
+    p.clock.advance(Duration::from_secs(600));
+    assert_eq!(
+        p.t1.state.keys.run_handovers().await.expect("handover"),
+        (5, 0)
+    );
+    assert_eq!(published(&p.t1).await.len(), 5);
 }
 
 /// Moves `clock` to `offset` after the start of the next handover key
@@ -479,9 +698,9 @@ async fn handovers_ride_a_handover_key_rotation_and_an_old_key_opens_nothing_aft
     // Refused for the split, not anything else.
     let (record, sealed) = p.pending().await.remove(0);
     let request = serde_json::to_value(handover_request(&record, &sealed)).expect("json");
-    let (status, body) = p
-        .post_handover(Some(&p.handover_token(&p.t2.base)), request)
-        .await;
+    let token = p.handover_token(&p.t2.base);
+    let request = p.attested(&token, request).await;
+    let (status, body) = p.post_handover(Some(&token), request).await;
     assert_eq!(status, 400);
     assert_eq!(body["field"], "sealedSplit", "{body}");
     for id in &rotated {

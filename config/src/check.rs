@@ -332,6 +332,24 @@ impl Config {
             );
         }
 
+        if production
+            && self
+                .coordinator
+                .key_generator
+                .is_some_and(|k| k != super::KeyGeneratorEvidence::SevGuest)
+        {
+            problem(
+                "coordinator.key_generator",
+                "a simulated or unattested key generator is for the dev profile only".into(),
+            );
+        }
+        if production && !self.coordinator.attested_key_generation {
+            problem(
+                "coordinator.attested_key_generation",
+                "handovers from an unattested key generator are for the dev profile only".into(),
+            );
+        }
+
         if production && self.admin.bootstrap_token == Some(true) {
             problem(
                 "admin.bootstrap_token",
@@ -488,6 +506,8 @@ mod tests {
         let mut c = production();
         c.coordinator.storage_kek = "local-kek://storage".into();
         c.coordinator.peer_url = Some("embedded".into());
+        c.coordinator.key_generator = Some(super::super::KeyGeneratorEvidence::Simulated);
+        c.coordinator.attested_key_generation = false;
         c.admin.bootstrap_token = Some(true);
         c.attestation.extra_roots = vec!["sim-ark.pem".into()];
         c.issuers.push(IssuerEntry {
@@ -505,6 +525,8 @@ mod tests {
             [
                 "coordinator.storage_kek",
                 "coordinator.peer_url",
+                "coordinator.key_generator",
+                "coordinator.attested_key_generation",
                 "admin.bootstrap_token",
                 "attestation.extra_roots",
                 "issuers[0].issuer",

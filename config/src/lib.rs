@@ -260,6 +260,37 @@ pub struct CoordinatorConfig {
     /// sealed just before a rotation can still be handed over.
     #[serde(with = "humantime_serde")]
     pub handover_key_overlap: Duration,
+    /// Type-1: what attests its key generator to the Type-2 at each
+    /// handover. Unset means `sev-guest` in production, `simulated` in dev.
+    pub key_generator: Option<KeyGeneratorEvidence>,
+    /// Type-1 with `key_generator = "simulated"`: the simulated AMD CA (PEM,
+    /// `SimulatedAmd::to_pem`). Unset: `<data_dir>/key-generator/simulated-amd.pem`,
+    /// made at first start with its root beside it (`simulated-ark.pem`).
+    pub key_generator_ca: Option<PathBuf>,
+    /// Type-1 with `key_generator = "sev-guest"`: a PEM bundle (VCEK, ASK,
+    /// ARK) for when the host supplies no certificates.
+    pub key_generator_certs: Option<PathBuf>,
+    /// Type-2: refuse a handover whose key generator is not attested and
+    /// admitted by the key-generation policy. `false` is for the dev profile
+    /// only.
+    pub attested_key_generation: bool,
+    /// Type-2: the key-generation policy (a release policy document) until
+    /// governance puts one in force. Unset in dev: the simulated key
+    /// generator's measurement only; unset in production: none, and every
+    /// handover is refused until governance applies one.
+    pub key_generation_policy: Option<PathBuf>,
+}
+
+/// `coordinator.key_generator`: how a Type-1's key generator attests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyGeneratorEvidence {
+    /// An SNP report from `/dev/sev-guest`: the production setting.
+    SevGuest,
+    /// A report signed by a simulated AMD CA (dev only).
+    Simulated,
+    /// No evidence (dev only, with a Type-2 that does not require it).
+    None,
 }
 
 impl Default for CoordinatorConfig {
@@ -274,6 +305,11 @@ impl Default for CoordinatorConfig {
             peer_timeout: Duration::from_secs(10),
             handover_key_rotation: Duration::from_secs(30 * 86_400),
             handover_key_overlap: Duration::from_secs(86_400),
+            key_generator: None,
+            key_generator_ca: None,
+            key_generator_certs: None,
+            attested_key_generation: true,
+            key_generation_policy: None,
         }
     }
 }
@@ -676,6 +712,30 @@ impl Config {
         self.admin
             .bootstrap_token
             .unwrap_or(self.profile == Profile::Dev)
+    }
+
+    /// How this Type-1's key generator attests (`coordinator.key_generator`
+    /// or the profile's default).
+    pub fn key_generator(&self) -> KeyGeneratorEvidence {
+        self.coordinator
+            .key_generator
+            .unwrap_or(match self.profile {
+                Profile::Dev => KeyGeneratorEvidence::Simulated,
+                Profile::Production => KeyGeneratorEvidence::SevGuest,
+            })
+    }
+
+    /// The simulated key generator's CA file (`coordinator.key_generator_ca`
+    /// or its default in the data directory).
+    pub fn key_generator_ca(&self) -> PathBuf {
+        self.coordinator
+            .key_generator_ca
+            .clone()
+            .unwrap_or_else(|| {
+                self.data_dir
+                    .join("key-generator")
+                    .join("simulated-amd.pem")
+            })
     }
 
     /// Whether dev-only conveniences are allowed.

@@ -6,8 +6,8 @@
 //! - `key`: [`EncryptionKey`] and [`KeyData`], the Privacy Sandbox key document (DESIGN
 //!   §5.2), and [`EncryptionKeyList`], `{"keys": [...]}`.
 //! - `release`: attested release (DESIGN §5.3): [`ChallengeResponse`], [`ReleaseRequest`].
-//! - `peer`: the Type-1 → Type-2 handover (DESIGN §4.3): [`PeerKeys`], [`HandoverRequest`],
-//!   [`HandoverAnswer`].
+//! - `peer`: the Type-1 → Type-2 handover (DESIGN §4.3): [`PeerKeys`], [`HandoverChallenge`],
+//!   [`HandoverRequest`] with its [`KeyGenerationEvidence`], [`HandoverAnswer`].
 //! - `error`: [`KeyApiErrorBody`], the key endpoints' error body.
 //! - `token`: [`TokenResponse`] and [`OAuthErrorBody`] of `POST /v1/token` (RFC 8693).
 //!
@@ -25,6 +25,9 @@ mod token;
 
 pub use error::{KeyApiErrorBody, KeyApiErrorDetail};
 pub use key::{EncryptionKey, EncryptionKeyList, KEY_TYPE, KeyData};
-pub use peer::{AnnouncedHandoverKey, HandoverAnswer, HandoverRequest, PeerKeys};
+pub use peer::{
+    AnnouncedHandoverKey, HandoverAnswer, HandoverChallenge, HandoverRequest,
+    KeyGenerationEvidence, PeerKeys,
+};
 pub use release::{ChallengeResponse, ReleaseRequest};
 pub use token::{OAuthErrorBody, TokenResponse};

@@ -55,6 +55,33 @@ pub struct HandoverRequest {
     pub public_key_signature: String,
     /// Split B sealed to the Type-2's handover key, base64.
     pub sealed_split: String,
+    /// The key generator's attestation of this message (absent only where
+    /// the Type-2 does not require it, dev only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_generation: Option<KeyGenerationEvidence>,
+}
+
+/// The key generator's evidence for one handover: an SNP report whose
+/// `report_data` is SHA-512(`"keyferry/v1/handover"` ‖ challenge ‖ SHA-256 of the
+/// canonical handover message without this member).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyGenerationEvidence {
+    /// The Type-2's challenge, base64, as it was issued.
+    pub challenge: String,
+    /// The report and its certificates.
+    pub evidence: attestation::EvidenceWire,
+}
+
+/// `POST /v1/peer/handover-challenges` answer: a fresh challenge the key
+/// generator binds into its report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverChallenge {
+    /// 32 random bytes, base64, single use.
+    pub challenge: String,
+    /// Seconds it stays usable.
+    pub expires_in: i64,
 }
 
 /// The Type-2's answer to a handover.

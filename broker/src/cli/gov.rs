@@ -68,6 +68,12 @@ enum ProposeCommand {
         #[arg(long)]
         use_case: String,
     },
+    /// The key-generation policy (JSON file, the release policy format) of
+    /// this Type-2: which key generators may hand it splits.
+    KeyGenerationPolicy {
+        /// The policy document.
+        file: PathBuf,
+    },
     /// Add a member.
     AddMember {
         /// The new member's name.
@@ -100,6 +106,11 @@ impl ProposeCommand {
                 let policy: Value = serde_json::from_str(&read(file)?)
                     .map_err(|e| Failure(format!("{}: not JSON: {e}", file.display())))?;
                 json!({"kind": "release_policy", "useCase": use_case, "policy": policy})
+            }
+            ProposeCommand::KeyGenerationPolicy { file } => {
+                let policy: Value = serde_json::from_str(&read(file)?)
+                    .map_err(|e| Failure(format!("{}: not JSON: {e}", file.display())))?;
+                json!({"kind": "key_generation_policy", "policy": policy})
             }
             ProposeCommand::AddMember { name, public_key } => {
                 let key = crate::governance::parse_member_key(&read(public_key)?)

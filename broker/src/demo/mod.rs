@@ -78,6 +78,9 @@ fn coordinator_config(
     config.keys.active_keys = 2;
     config.use_cases[0].release_policy = Some(files.join("release-policy.json"));
     config.attestation.extra_roots = vec![files.join("simulated-ark.pem")];
+    // A's key generator attests each handover with the same simulated AMD;
+    // B admits the simulated key generator's image (the dev default policy).
+    config.coordinator.key_generator_ca = Some(files.join("simulated-amd.pem"));
     let mut aws = CloudConfig::with_kek("local-kek://aws-splits");
     // AWS EC2's KMS cannot check SNP evidence: the broker unwraps and seals
     // the split itself (DESIGN §5.3).
@@ -219,6 +222,19 @@ pub async fn run(out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     t.line(format!(
         "published after B's signed acknowledgement: {}",
         ids.join(", ")
+    ));
+    let received = state_b
+        .audit_log
+        .events(0, 1000)
+        .await?
+        .into_iter()
+        .find(|e| e.kind == "key.received")
+        .context("B recorded no handover")?;
+    t.line(format!(
+        "B admitted A's key generator (simulated SEV-SNP, dev only) with measurement {}",
+        received.body["details"]["keyGenerator"]["measurement"]
+            .as_str()
+            .unwrap_or("(none)")
     ));
 
     t.step(&format!(

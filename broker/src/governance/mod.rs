@@ -345,6 +345,9 @@ impl Governance {
                 }
                 validate_policy(policy).map_err(|e| Error::invalid_field("change.policy", e))
             }
+            Change::KeyGenerationPolicy { policy } => {
+                validate_policy(policy).map_err(|e| Error::invalid_field("change.policy", e))
+            }
             Change::AddMember { name, public_key } => {
                 if name.trim().is_empty() || name.len() > 64 {
                     return Err(Error::invalid_field("change.name", "1 to 64 characters"));
@@ -410,18 +413,12 @@ async fn apply(
 ) -> Result<Result<(), String>, StoreError> {
     match change {
         Change::ReleasePolicy { use_case, policy } => {
-            let canonical =
-                serde_jcs::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            use sha2::Digest as _;
-            let digest = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
-            tx.put_release_policy(&StoredPolicy {
-                use_case: use_case.clone(),
-                policy: canonical,
-                digest,
-                proposal_id: proposal.id.clone(),
-                applied_at: now_ms,
-            })
-            .await?;
+            tx.put_release_policy(&stored_policy(use_case, policy, proposal, now_ms)?)
+                .await?;
+        }
+        Change::KeyGenerationPolicy { policy } => {
+            let stored = stored_policy("key-generation", policy, proposal, now_ms)?;
+            tx.put_key_generation_policy(&stored).await?;
         }
         Change::AddMember { name, public_key } => {
             if members.iter().any(|m| &m.name == name) {
@@ -460,6 +457,24 @@ async fn apply(
         }
     }
     Ok(Ok(()))
+}
+
+/// A policy document as it is kept: canonical JSON and its digest.
+fn stored_policy(
+    governs: &str,
+    policy: &serde_json::Value,
+    proposal: &StoredProposal,
+    now_ms: i64,
+) -> Result<StoredPolicy, StoreError> {
+    use sha2::Digest as _;
+    let canonical = serde_jcs::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredPolicy {
+        use_case: governs.to_owned(),
+        digest: hex::encode(sha2::Sha256::digest(canonical.as_bytes())),
+        policy: canonical,
+        proposal_id: proposal.id.clone(),
+        applied_at: now_ms,
+    })
 }
 
 /// Checks that a release policy document parses as one.

@@ -25,6 +25,12 @@ pub enum Change {
         /// The policy document (DESIGN §6 step 5).
         policy: serde_json::Value,
     },
+    /// Put the key-generation policy in force (a Type-2 admits handovers
+    /// only from key generators it allows, DESIGN §4.3).
+    KeyGenerationPolicy {
+        /// The policy document (the release policy format).
+        policy: serde_json::Value,
+    },
     /// Add a member.
     AddMember {
         /// Unique name.
@@ -50,6 +56,7 @@ impl Change {
     pub fn kind(&self) -> &'static str {
         match self {
             Change::ReleasePolicy { .. } => "release_policy",
+            Change::KeyGenerationPolicy { .. } => "key_generation_policy",
             Change::AddMember { .. } => "add_member",
             Change::RemoveMember { .. } => "remove_member",
             Change::SetThreshold { .. } => "set_threshold",

@@ -21,9 +21,10 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
-use wire::{HandoverAnswer, HandoverRequest, PeerKeys};
+use wire::{HandoverAnswer, HandoverChallenge, HandoverRequest, PeerKeys};
 
 use super::LifecycleState;
+use super::key_generation::CheckError;
 use super::service::{KeyService, LifecycleError};
 use crate::Error;
 use crate::audit::{AuditEvent, EventKind};
@@ -45,6 +46,7 @@ pub fn handover_request(key: &KeyRecord, sealed: &[u8]) -> HandoverRequest {
         ttl_time: key.ttl_time,
         public_key_signature: key.signature.clone(),
         sealed_split: B64.encode(sealed),
+        key_generation: None,
     }
 }
 
@@ -88,6 +90,29 @@ impl PeerClient {
             .json()
             .await
             .map_err(|e| LifecycleError::Peer(format!("peer keys: {e}")))
+    }
+
+    pub(super) async fn handover_challenge(
+        &self,
+        token: &str,
+    ) -> Result<HandoverChallenge, LifecycleError> {
+        let response = self
+            .http
+            .post(format!("{}/v1/peer/handover-challenges", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("cannot reach {}: {e}", self.base)))?;
+        if !response.status().is_success() {
+            return Err(LifecycleError::Peer(format!(
+                "POST /v1/peer/handover-challenges answered {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("handover challenge: {e}")))
     }
 
     pub(super) async fn hand_over(
@@ -166,6 +191,34 @@ where
         Ok(PeerCaller {
             subject: verified.sub().to_owned(),
         })
+    }
+}
+
+/// `POST /v1/peer/handover-challenges` on a Type-2: a fresh challenge for
+/// the key generator's next report.
+pub(super) async fn handover_challenge(
+    State(state): State<LifecycleState>,
+    caller: PeerCaller,
+) -> Result<(StatusCode, Json<HandoverChallenge>), Error> {
+    let service = &state.keys;
+    let Some(check) = service.key_generation() else {
+        return Err(Error::Forbidden(
+            "only a type2 coordinator issues handover challenges".into(),
+        ));
+    };
+    match check
+        .challenge("peer", &caller.subject, service.now_ms())
+        .await?
+    {
+        Ok(challenge) => Ok((StatusCode::CREATED, Json(challenge))),
+        Err(wait) => Err(Error::Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            detail: format!(
+                "too many handover challenges; retry in {}s",
+                wait.as_secs().max(1)
+            ),
+        }),
     }
 }
 
@@ -249,6 +302,31 @@ pub(super) async fn receive(
         ));
     }
 
+    // The key generator, attested and admitted, before anything is stored
+    // or acknowledged.
+    let attested = match service
+        .admit_key_generation(&caller.subject, &request)
+        .await
+    {
+        Ok(attested) => attested,
+        Err(CheckError::Store(e)) => return Err(e.into()),
+        Err(CheckError::Refused(refusal)) => {
+            let refused = AuditEvent::new(
+                EventKind::KeyHandoverRefused,
+                caller.subject.clone(),
+                json!({"keyId": request.key_id, "useCase": request.use_case,
+                       "reason": refusal.reason, "message": refusal.message,
+                       "claims": refusal.claims}),
+            );
+            state.audit.record(service.now_ms(), refused).await?;
+            return Err(Error::Refused {
+                status: StatusCode::FORBIDDEN,
+                code: refusal.reason,
+                detail: format!("key generation not admitted: {}", refusal.message),
+            });
+        }
+    };
+
     // Idempotence: the same key again gets the same answer.
     match service.store().key(&request.key_id).await {
         Ok(existing) if existing.public_key == public_key => {
@@ -312,7 +390,8 @@ pub(super) async fn receive(
     let received = AuditEvent::new(
         EventKind::KeyReceived,
         caller.subject.clone(),
-        json!({"keyId": request.key_id, "useCase": request.use_case}),
+        json!({"keyId": request.key_id, "useCase": request.use_case,
+               "keyGenerator": attested.as_ref().map(|a| a.claims())}),
     );
     match service
         .store()

@@ -6,17 +6,22 @@
 //!   handover with backoff, and purges expired and abandoned keys.
 //! - `handover`: the wire format and both ends of `POST /v1alpha/encryptionKeys`.
 //! - `handover_keys`: the Type-2's rotating handover keys, one per period.
+//! - `key_generation`: attested key generation: the Type-1's key generator
+//!   attests each handover; the Type-2 admits it against its governed
+//!   key-generation policy before it stores split B.
 //! - `public`: `GET /.well-known/{use_case}/v1/public-keys`, `/v1alpha/publicKeys`.
 //! - `admin`: `/v1/admin/keys` (list, rotate, revoke, re-wrap).
 //!
 //! Invariants: no coordinator stores a whole private key (split B exists in
 //! the Type-1's database only sealed to the Type-2); no key is published
-//! before the Type-2 has acknowledged its split; plaintext splits and
+//! before the Type-2 has acknowledged its split; no split B is stored
+//! unless its key generator was attested (where required); plaintext splits and
 //! keysets live only in zeroizing buffers.
 
 mod admin;
 mod handover;
 mod handover_keys;
+mod key_generation;
 mod public;
 mod service;
 
@@ -24,6 +29,9 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use handover::handover_request;
+pub use key_generation::{
+    DEV_KEY_GENERATOR_MEASUREMENT, ensure_simulated_key_generator, message_digest,
+};
 pub use service::{KeyService, LifecycleError, RewrapOutcome, RewrappedSplit};
 
 use std::sync::Arc;
@@ -61,6 +69,10 @@ where
         .route("/v1/peer/keys", get(handover::peer_keys))
         // DESIGN §4.3's name for the same document.
         .route("/v1/peer/handover-key", get(handover::peer_keys))
+        .route(
+            "/v1/peer/handover-challenges",
+            post(handover::handover_challenge),
+        )
         .route("/v1alpha/encryptionKeys", post(handover::receive))
         .route("/v1/admin/keys", get(admin::list))
         .route("/v1/admin/keys/rotate", post(admin::rotate))

@@ -13,6 +13,7 @@ use wire::{HandoverAnswer, PeerKeys};
 
 use super::handover::{PeerClient, handover_request};
 use super::handover_keys::HandoverKeys;
+use super::key_generation::{CheckError, KeyGenerationCheck, KeyGenerator};
 use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
 use crate::issuer::Issuer;
@@ -42,6 +43,10 @@ pub enum LifecycleError {
     /// A stored value does not decode.
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// The key generator could not attest, or its attestation could not
+    /// be set up.
+    #[error("key generator: {0}")]
+    KeyGenerator(String),
     /// A re-wrap named a cloud without a `[clouds.<name>]` section.
     #[error("cloud `{0}` is not enabled on this coordinator")]
     CloudNotEnabled(String),
@@ -84,6 +89,10 @@ pub struct KeyService {
     peer_validator: Option<TokenValidator>,
     /// Type-1 only: talks to the Type-2.
     peer: Option<PeerClient>,
+    /// Type-1 only: attests each handover (`None`: `key_generator = "none"`).
+    key_generator: Option<KeyGenerator>,
+    /// Type-2 only: admits the Type-1's key generator.
+    key_generation: Option<KeyGenerationCheck>,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -120,8 +129,10 @@ impl KeyService {
         let signer = KeySigner::from_pkcs8(&signer_pkcs8)?;
         let role = config.coordinator.role;
         let (mut handover_keys, mut peer_validator, mut peer) = (None, None, None);
+        let (mut key_generator, mut key_generation) = (None, None);
         match role {
             Role::Type2 => {
+                key_generation = Some(KeyGenerationCheck::open(config, &store)?);
                 handover_keys = Some(HandoverKeys::new(
                     store.clone(),
                     storage_kek.clone(),
@@ -142,6 +153,7 @@ impl KeyService {
                 }
             }
             Role::Type1 => {
+                key_generator = KeyGenerator::open(config).await?;
                 if let Some(url) = config
                     .coordinator
                     .peer_url
@@ -170,6 +182,8 @@ impl KeyService {
             handover_keys,
             peer_validator,
             peer,
+            key_generator,
+            key_generation,
         }))
     }
 
@@ -208,6 +222,28 @@ impl KeyService {
     ) -> Result<Option<Zeroizing<Vec<u8>>>, LifecycleError> {
         match &self.handover_keys {
             Some(ring) => ring.open(self.now_ms(), key_id, sealed).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The Type-2's key-generation check.
+    pub(super) fn key_generation(&self) -> Option<&KeyGenerationCheck> {
+        self.key_generation.as_ref()
+    }
+
+    /// Admits the key generator of `request` (Type-2): `Ok(None)` when no
+    /// attestation is required and none was sent.
+    pub(super) async fn admit_key_generation(
+        &self,
+        subject: &str,
+        request: &wire::HandoverRequest,
+    ) -> Result<Option<attestation::AttestedKeyGeneration>, CheckError> {
+        match &self.key_generation {
+            Some(check) => {
+                check
+                    .admit(subject, request, self.clock.now(), self.now_ms())
+                    .await
+            }
             None => Ok(None),
         }
     }
@@ -559,7 +595,13 @@ impl KeyService {
             .current()
             .mint_outbound_token(now, &self.name, peer.audience(), Duration::from_secs(300))
             .map_err(|e| LifecycleError::Peer(format!("cannot mint the handover token: {e}")))?;
-        let request = handover_request(key, sealed);
+        let mut request = handover_request(key, sealed);
+        if let Some(generator) = &self.key_generator {
+            // A fresh challenge per attempt: a report is good for one
+            // handover only.
+            let challenge = peer.handover_challenge(token.as_str()).await?;
+            request.key_generation = Some(generator.attest(&challenge, &request).await?);
+        }
         let answer: HandoverAnswer = peer.hand_over(token.as_str(), &request).await?;
         if answer.key_id != key.id {
             return Err(LifecycleError::Peer(

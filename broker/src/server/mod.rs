@@ -258,7 +258,13 @@ impl Server {
             && config.coordinator.role == crate::config::Role::Type1
             && config.coordinator.peer_url.as_deref() == Some("embedded")
         {
-            let peer = Box::pin(Server::bind(embedded_peer_config(&config))).await?;
+            let mut peer_config = embedded_peer_config(&config);
+            // The embedded Type-2 trusts the simulated key generator's root.
+            let root = crate::lifecycle::ensure_simulated_key_generator(&config)
+                .await
+                .map_err(StartError::Lifecycle)?;
+            peer_config.attestation.extra_roots.extend(root);
+            let peer = Box::pin(Server::bind(peer_config)).await?;
             config.coordinator.peer_url = Some(peer.state.config.public_url());
             embedded_peer = Some(Box::new(peer));
         }

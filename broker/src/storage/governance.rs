@@ -55,10 +55,10 @@ pub struct StoredBallot {
     pub created_at: i64,
 }
 
-/// A release policy in force.
+/// A release policy, or the key-generation policy, in force.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredPolicy {
-    /// The use case.
+    /// The use case (`key-generation` for the key-generation policy).
     pub use_case: String,
     /// Canonical JSON.
     pub policy: String,
@@ -139,6 +139,16 @@ impl Store {
              WHERE use_case = $1",
         )
         .bind(use_case)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The key-generation policy governance applied, if any.
+    pub async fn key_generation_policy(&self) -> Result<Option<StoredPolicy>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT 'key-generation' AS use_case, policy, digest, proposal_id, applied_at \
+             FROM key_generation_policy WHERE id = 1",
+        )
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -318,6 +328,25 @@ impl GovernanceTx {
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    /// Puts the key-generation policy in force (its `use_case` is ignored).
+    pub async fn put_key_generation_policy(
+        &mut self,
+        policy: &StoredPolicy,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO key_generation_policy (id, policy, digest, proposal_id, applied_at) \
+             VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
+             policy = $1, digest = $2, proposal_id = $3, applied_at = $4",
+        )
+        .bind(&policy.policy)
+        .bind(&policy.digest)
+        .bind(&policy.proposal_id)
+        .bind(policy.applied_at)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

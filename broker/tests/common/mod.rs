@@ -274,6 +274,9 @@ impl<'a> BrokerBuilder<'a> {
                 }
             }
         }
+        if config.is_dev() {
+            tee::attest_key_generation(&mut config);
+        }
         (self.tweak)(&mut config);
 
         let (state, base, clock, serving) = if self.serve == Serve::Server {

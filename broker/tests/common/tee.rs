@@ -14,6 +14,33 @@ use serde_json::{Value, json};
 /// The launch measurement the release policy admits.
 pub const MEASUREMENT: [u8; 48] = [0x11; 48];
 
+/// The shared simulated AMD's CA and root, written once per test process
+/// (`simulated-amd.pem`, `simulated-ark.pem`): every test broker's simulated
+/// key generator signs with it and every Type-2 trusts it.
+pub fn simulated_amd_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let amd = SimulatedAmd::shared().expect("simulated AMD");
+        let dir = tempfile::tempdir().expect("dir");
+        let pem = amd.to_pem().expect("CA PEM");
+        std::fs::write(dir.path().join("simulated-amd.pem"), pem.as_bytes()).expect("write CA");
+        std::fs::write(dir.path().join("simulated-ark.pem"), amd.ark_pem()).expect("write root");
+        dir
+    })
+    .path()
+}
+
+/// Signs key generators' reports with the shared simulated AMD and trusts
+/// its root, whichever role `config` ends up with.
+pub fn attest_key_generation(config: &mut Config) {
+    let dir = simulated_amd_dir();
+    config.coordinator.key_generator_ca = Some(dir.join("simulated-amd.pem"));
+    config
+        .attestation
+        .extra_roots
+        .push(dir.join("simulated-ark.pem"));
+}
+
 /// A Milan chip of the simulated AMD, with the root and policy files a
 /// broker reads at start (kept until this is dropped).
 pub struct SimulatedTee {
