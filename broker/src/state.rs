@@ -8,6 +8,7 @@ use cloud_adapters::{Cloud, KeyWrapper};
 use idp::Clock;
 
 use crate::admin::AdminState;
+use crate::audit::witness::Witness;
 use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
 use crate::distribution::Distribution;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub audit: Arc<dyn Audit>,
     /// The transparency log itself: tree heads and proofs.
     pub audit_log: Arc<TransparencyLog>,
+    /// This coordinator as the witness of its peer's log (none without a
+    /// peer).
+    pub witness: Option<Arc<Witness>>,
     /// The key lifecycle.
     pub keys: Arc<KeyService>,
     /// Each enabled workload cloud's KEK, by cloud name.
@@ -126,6 +130,7 @@ parts_from_state! {
     keys: Arc<KeyService>,
     distribution: Arc<Distribution>,
     audit_log: Arc<TransparencyLog>,
+    witness: Option<Arc<Witness>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -206,12 +206,28 @@ async fn proofs_agree_with_an_independent_rfc9162_verifier() {
             .expect("get");
         assert_eq!(r.status(), 400, "{path}");
     }
-    let r = client
-        .get(format!("{}/v1/audit/sth", broker.base))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), 401, "the log is for auditors");
+    // Heads and consistency proofs are public (hashes and sizes, for the
+    // peer's witness and auditors); entries and inclusion proofs are for
+    // auditors.
+    for (path, status) in [
+        ("/v1/audit/sth".to_owned(), 200),
+        (
+            "/v1/audit/proofs/consistency?first=1&second=2".to_owned(),
+            200,
+        ),
+        ("/v1/audit/entries?start=0&end=1".to_owned(), 401),
+        (
+            format!("/v1/audit/proofs/inclusion?index=0&treeSize={size}"),
+            401,
+        ),
+    ] {
+        let r = client
+            .get(format!("{}{path}", broker.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), status, "{path}");
+    }
     broker.stop().await;
 }
 

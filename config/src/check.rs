@@ -386,6 +386,10 @@ impl Config {
 
         self.check_keys(&mut problem);
 
+        if self.audit.witness_interval < std::time::Duration::from_secs(1) {
+            problem("audit.witness_interval", "must be at least 1s".into());
+        }
+
         if production && !self.attestation.extra_roots.is_empty() {
             problem(
                 "attestation.extra_roots",

@@ -66,6 +66,9 @@ pub struct Config {
     /// The first governance members and threshold (DESIGN §7.3).
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// The audit log's witnessing of the peer (DESIGN §7.2).
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 /// `[governance]`: read once, when the database has no members yet; after
@@ -310,6 +313,24 @@ impl Default for CoordinatorConfig {
             key_generator_certs: None,
             attested_key_generation: true,
             key_generation_policy: None,
+        }
+    }
+}
+
+/// `[audit]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often this coordinator fetches its peer's tree head, checks it
+    /// extends the last one it saw, and co-signs it.
+    #[serde(with = "humantime_serde")]
+    pub witness_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            witness_interval: Duration::from_secs(60),
         }
     }
 }
@@ -682,6 +703,7 @@ impl Config {
             clouds: CloudsConfig::default(),
             attestation: AttestationConfig::default(),
             governance: GovernanceConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 

@@ -93,6 +93,14 @@ event_kinds! {
     GovApplied => "gov.applied",
     /// The M-th ballot found a proposal no longer applicable.
     GovRejected => "gov.rejected",
+    /// This coordinator began witnessing its peer's log (the peer's log
+    /// key is pinned).
+    AuditWitnessStarted => "audit.witness_started",
+    /// The peer's log showed a head that does not extend the last one seen
+    /// (a rollback, a split view, an inconsistent history, a changed key).
+    AuditWitnessFailed => "audit.witness_failed",
+    /// The peer co-signed a head this log never signed.
+    AuditCosignatureRefused => "audit.cosignature_refused",
 }
 
 impl fmt::Display for EventKind {

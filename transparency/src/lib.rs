@@ -11,12 +11,21 @@
 //! - [`merkle`]: RFC 9162 leaf and node hashing, roots and proofs over
 //!   stored perfect subtrees, and their verification.
 //! - `sth`: [`SignedTreeHead`], Ed25519 over [`STH_CONTEXT`] and the head.
+//! - `cosign`: [`Cosignature`], a witness's signature over another log's
+//!   head, the [`CosignedTreeHead`] a log serves, the [`WitnessView`] a
+//!   witness serves, and [`compare`], which tells a rollback or a split view
+//!   from an extension.
 //! - [`verify`]: the whole-log check, naming the first problem found.
 
+mod cosign;
 mod entry;
 pub mod merkle;
 mod sth;
 pub mod verify;
 
+pub use cosign::{
+    COSIGNATURE_CONTEXT, Comparison, Cosignature, CosignedTreeHead, WitnessFailure, WitnessView,
+    compare,
+};
 pub use entry::{AuditEntry, EntryError, EntryKind, EventKind};
 pub use sth::{STH_CONTEXT, SignedTreeHead};

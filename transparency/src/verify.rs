@@ -162,3 +162,92 @@ pub fn verify(export: &Export, saved: Option<&SignedTreeHead>) -> Result<Verifie
         consistent_with_saved: saved.is_some(),
     })
 }
+
+/// Why a log's witness does not vouch for it (`keyferry audit verify
+/// --require-cosigned`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessCheckFailure {
+    /// No head of the log carries a valid co-signature of the witness.
+    #[error("no head of this log carries a valid co-signature of its witness (key {0})")]
+    NotCosigned(String),
+    /// The co-signed head is not a head of the verified entries.
+    #[error("the co-signed head of size {0} is not a head of this log's entries")]
+    CosignedHeadNotInLog(u64),
+    /// The witness refused a later head of this log.
+    #[error("the witness refused this log's head: {reason}: {message}")]
+    WitnessRefused {
+        /// Its stable reason (`rollback`, `split_view`, …).
+        reason: String,
+        /// What it saw.
+        message: String,
+    },
+    /// The witness saw a larger log than the one served now.
+    #[error("rollback: the witness saw {seen} entries, the log serves {served}")]
+    Rollback {
+        /// The witness's size.
+        seen: u64,
+        /// The served size.
+        served: u64,
+    },
+    /// The witness saw another history: a head whose root the served
+    /// entries do not have at its size.
+    #[error("split view: the witness saw another root at size {0}")]
+    SplitView(u64),
+}
+
+/// Whether `export` (already verified with [`verify`]) is the history its
+/// witness vouches for: `cosigned`, the log's newest co-signed head, must
+/// be a head of these entries with a valid co-signature by `witness_key`
+/// (the witness's published log key); and what the witness last accepted
+/// of this log (`view`) must be a head of these entries too, with no
+/// refusal since. This detects a rollback or a split view without any head
+/// saved by the auditor.
+pub fn check_witnessed(
+    export: &Export,
+    cosigned: &crate::CosignedTreeHead,
+    witness_key: &str,
+    view: &crate::WitnessView,
+) -> Result<(), WitnessCheckFailure> {
+    let leaves: Vec<merkle::Hash> = export
+        .entries
+        .iter()
+        .map(|e| merkle::leaf_hash(e.entry.as_bytes()))
+        .collect();
+    let is_head_of_entries = |head: &SignedTreeHead| {
+        let size = usize::try_from(head.tree_size).unwrap_or(usize::MAX);
+        size <= leaves.len()
+            && decode(&head.root_hash) == Some(merkle::root_from_leaves(&leaves[..size]))
+    };
+    let head = &cosigned.head;
+    if head.public_key != export.sth.public_key || !head.signature_valid() {
+        return Err(WitnessCheckFailure::CosignedHeadNotInLog(head.tree_size));
+    }
+    let witnessed = cosigned
+        .cosignatures
+        .iter()
+        .any(|c| c.public_key == witness_key && c.valid_for(head));
+    if !witnessed {
+        return Err(WitnessCheckFailure::NotCosigned(witness_key.to_owned()));
+    }
+    if !is_head_of_entries(head) {
+        return Err(WitnessCheckFailure::CosignedHeadNotInLog(head.tree_size));
+    }
+    if let Some(failure) = &view.failure {
+        return Err(WitnessCheckFailure::WitnessRefused {
+            reason: failure.reason.clone(),
+            message: failure.message.clone(),
+        });
+    }
+    if let Some(seen) = &view.head {
+        if seen.tree_size > export.sth.tree_size {
+            return Err(WitnessCheckFailure::Rollback {
+                seen: seen.tree_size,
+                served: export.sth.tree_size,
+            });
+        }
+        if seen.public_key != export.sth.public_key || !is_head_of_entries(seen) {
+            return Err(WitnessCheckFailure::SplitView(seen.tree_size));
+        }
+    }
+    Ok(())
+}

@@ -1,4 +1,9 @@
 //! `/v1/audit/*`: tree heads, entries and proofs, for auditors and admins.
+//!
+//! Tree heads (with their co-signatures), consistency proofs and the
+//! witness's view are public: they hold hashes and sizes only, and the peer
+//! and auditors without an operator token must read them. Entries and
+//! inclusion proofs need an operator token with a reader role.
 
 use std::sync::Arc;
 
@@ -12,9 +17,11 @@ use serde_json::{Value, json};
 
 use super::TransparencyLog;
 use super::log::{LogError, SignedTreeHead};
+use super::witness::{Refusal, Witness, WitnessError};
 use crate::Error;
 use crate::http::ApiQuery;
 use crate::operator::{AdminAuth, Operator, ReaderRole};
+use transparency::{Cosignature, CosignedTreeHead, WitnessView};
 
 /// Most entries one `/v1/audit/entries` call returns.
 pub const MAX_ENTRIES_PER_CALL: u64 = 1000;
@@ -24,9 +31,13 @@ where
     S: Clone + Send + Sync + 'static,
     Arc<TransparencyLog>: FromRef<S>,
     Arc<AdminAuth>: FromRef<S>,
+    Option<Arc<Witness>>: FromRef<S>,
 {
     Router::new()
         .route("/v1/audit/sth", get(sth))
+        .route("/v1/audit/sth/cosigned", get(cosigned_sth))
+        .route("/v1/audit/cosignatures", axum::routing::post(cosignature))
+        .route("/v1/audit/witness", get(witness_view))
         .route("/v1/audit/entries", get(entries))
         .route("/v1/audit/proofs/inclusion", get(inclusion))
         .route("/v1/audit/proofs/consistency", get(consistency))
@@ -46,11 +57,98 @@ impl From<LogError> for Error {
     }
 }
 
+impl From<WitnessError> for Error {
+    fn from(e: WitnessError) -> Self {
+        match e {
+            WitnessError::Store(e) => e.into(),
+            WitnessError::Peer(detail) => Error::Unavailable(detail),
+        }
+    }
+}
+
+/// `head` with the co-signatures this log keeps of it.
+async fn with_cosignatures(
+    witness: Option<&Witness>,
+    head: SignedTreeHead,
+) -> Result<CosignedTreeHead, Error> {
+    let cosignatures = match witness {
+        Some(w) => w.cosignatures(&head).await?,
+        None => Vec::new(),
+    };
+    Ok(CosignedTreeHead { head, cosignatures })
+}
+
 async fn sth(
     State(audit_log): State<Arc<TransparencyLog>>,
-    _operator: Operator<ReaderRole>,
-) -> Result<Json<SignedTreeHead>, Error> {
-    Ok(Json(audit_log.sth().await?))
+    State(witness): State<Option<Arc<Witness>>>,
+) -> Result<Json<CosignedTreeHead>, Error> {
+    let head = audit_log.sth().await?;
+    Ok(Json(with_cosignatures(witness.as_deref(), head).await?))
+}
+
+/// `GET /v1/audit/sth/cosigned`: the newest head the peer co-signed.
+async fn cosigned_sth(
+    State(audit_log): State<Arc<TransparencyLog>>,
+    State(witness): State<Option<Arc<Witness>>>,
+) -> Result<Json<CosignedTreeHead>, Error> {
+    let head = audit_log
+        .latest_cosigned()
+        .await?
+        .ok_or_else(|| Error::NotFound("no head of this log is co-signed yet".into()))?;
+    Ok(Json(with_cosignatures(witness.as_deref(), head).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CosignatureBody {
+    head: SignedTreeHead,
+    cosignature: Cosignature,
+}
+
+/// `POST /v1/audit/cosignatures`: the peer's co-signature of one of this
+/// log's heads. Accepted only under the pinned peer key, for a head this
+/// log signed, one kept per head.
+async fn cosignature(
+    State(witness): State<Option<Arc<Witness>>>,
+    crate::http::ApiJson(body): crate::http::ApiJson<CosignatureBody>,
+) -> Result<axum::http::StatusCode, Error> {
+    let Some(witness) = witness else {
+        return Err(Error::Forbidden(
+            "this coordinator has no peer to witness it".into(),
+        ));
+    };
+    let refused = |status, code, detail: &str| Error::Refused {
+        status,
+        code,
+        detail: detail.into(),
+    };
+    use axum::http::StatusCode;
+    match witness.accept(&body.head, &body.cosignature).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(Refusal::NotOurs) => Err(Error::invalid_field("head.publicKey", "not this log's key")),
+        Err(Refusal::Invalid) => Err(refused(
+            StatusCode::FORBIDDEN,
+            "cosignature_invalid",
+            "not the peer's valid co-signature of this head",
+        )),
+        Err(Refusal::UnknownHead) => Err(refused(
+            StatusCode::CONFLICT,
+            "unknown_head",
+            "this log never signed that head",
+        )),
+        Err(Refusal::Unavailable(e)) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/audit/witness`: what this coordinator last accepted of its
+/// peer's log, and why it refused a later head.
+async fn witness_view(
+    State(witness): State<Option<Arc<Witness>>>,
+) -> Result<Json<WitnessView>, Error> {
+    let Some(witness) = witness else {
+        return Err(Error::NotFound("this coordinator witnesses no peer".into()));
+    };
+    Ok(Json(witness.view().await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +212,6 @@ struct ConsistencyQuery {
 
 async fn consistency(
     State(audit_log): State<Arc<TransparencyLog>>,
-    _operator: Operator<ReaderRole>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, Error> {
     let ConsistencyQuery { first, second } = q;

@@ -28,6 +28,7 @@ use super::{Audit, AuditEntry, AuditEvent};
 use crate::secrets::{SecretError, secret_or_create};
 use crate::storage::{Store, StoreError, StoredHead};
 use crate::time::unix_ms;
+use transparency::Cosignature;
 use transparency::merkle::{self, Hash};
 pub use transparency::{STH_CONTEXT, SignedTreeHead};
 
@@ -301,13 +302,42 @@ impl TransparencyLog {
                 head
             }
         };
-        Ok(SignedTreeHead {
+        Ok(self.signed(&head))
+    }
+
+    /// A stored head of this log as readers see it.
+    fn signed(&self, head: &StoredHead) -> SignedTreeHead {
+        SignedTreeHead {
             tree_size: u64::try_from(head.tree_size).unwrap_or(0),
             root_hash: B64.encode(&head.root),
             timestamp: head.timestamp,
             signature: B64.encode(&head.signature),
             public_key: B64.encode(self.public_key()),
-        })
+        }
+    }
+
+    /// The newest head of this log its witness co-signed, if any.
+    pub async fn latest_cosigned(&self) -> Result<Option<SignedTreeHead>, LogError> {
+        let Some(size) = self.store.latest_cosigned_size().await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .head_of_size(size)
+            .await?
+            .map(|head| self.signed(&head)))
+    }
+
+    /// This log's key's co-signature of another log's `head`, as the
+    /// witness at `witness_url`, at `now_ms`.
+    pub fn cosign(&self, head: &SignedTreeHead, witness_url: &str, now_ms: i64) -> Cosignature {
+        let signature = self.signer.sign(&Cosignature::message(head, now_ms));
+        Cosignature {
+            witness: witness_url.to_owned(),
+            public_key: B64.encode(self.public_key()),
+            cosigned_at: now_ms,
+            signature: B64.encode(signature.as_ref()),
+        }
     }
 
     /// Hashes of the given ranges, from stored subtrees.

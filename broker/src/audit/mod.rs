@@ -7,6 +7,8 @@
 //!
 //! - `log`: [`TransparencyLog`]: group-committed appends, signed tree heads.
 //! - `api`: `/v1/audit/*`.
+//! - `witness`: [`witness::Witness`], this coordinator as the witness of
+//!   its peer's log, and the keeper of the peer's co-signatures of its own.
 //!
 //! What a reader of the log needs is the `transparency` crate, re-exported
 //! here: [`EventKind`], [`AuditEntry`] as written and read back, `merkle`
@@ -18,6 +20,7 @@
 
 mod api;
 pub mod log;
+pub mod witness;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -103,4 +106,7 @@ pub trait Audit: Send + Sync + std::fmt::Debug {
 pub use api::MAX_ENTRIES_PER_CALL;
 pub(crate) use api::router;
 pub use log::{LoggedEvent, TransparencyLog};
-pub use transparency::{AuditEntry, EntryKind, EventKind, SignedTreeHead, merkle, verify};
+pub use transparency::{
+    AuditEntry, Cosignature, CosignedTreeHead, EntryKind, EventKind, SignedTreeHead, WitnessView,
+    merkle, verify,
+};

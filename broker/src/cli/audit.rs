@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 use super::client::{Client, Connection, Failure, block_on_client, print_table, text};
 use crate::audit::merkle;
 use crate::audit::verify::{self, Export, ExportedEntry};
-use crate::audit::{AuditEntry, EntryKind, EventKind, MAX_ENTRIES_PER_CALL, SignedTreeHead};
+use crate::audit::{
+    AuditEntry, CosignedTreeHead, EntryKind, EventKind, MAX_ENTRIES_PER_CALL, SignedTreeHead,
+    WitnessView,
+};
 
 /// `keyferry audit`.
 #[derive(Debug, Args)]
@@ -43,6 +46,12 @@ enum AuditCommand {
         /// Save the verified head here, for the next verification.
         #[arg(long)]
         save_sth: Option<PathBuf>,
+        /// Also require the peer coordinator's co-signature (a server
+        /// only): the newest co-signed head must be a head of this log, and
+        /// what the witness saw must be too (detects a rollback or a split
+        /// view without a saved head).
+        #[arg(long)]
+        require_cosigned: bool,
     },
     /// Write the head and every entry to a file.
     Export {
@@ -148,6 +157,54 @@ fn check(
     println!(
         "verified {} entries; root {}{consistency}",
         verified.tree_size, export.sth.root_hash
+    );
+    Ok(())
+}
+
+/// `--require-cosigned`: the log's newest co-signed head and what each
+/// co-signing witness saw, checked against the verified `export`.
+async fn check_cosigned(client: &Client, export: &Export) -> Result<(), Failure> {
+    let cosigned: CosignedTreeHead = serde_json::from_value(
+        client
+            .call(Method::GET, "/v1/audit/sth/cosigned", None)
+            .await?,
+    )
+    .map_err(|e| Failure(format!("the co-signed head does not parse: {e}")))?;
+    let witnesses: Vec<&str> = cosigned
+        .cosignatures
+        .iter()
+        .map(|c| c.witness.as_str())
+        .collect();
+    let Some(witness) = witnesses.first() else {
+        return Err(Failure(
+            "FAILED: the co-signed head has no co-signature".into(),
+        ));
+    };
+    // The witness's key is the one it publishes, not the one the log hands over.
+    let get = |path: String| async move {
+        let response = reqwest::get(&path)
+            .await
+            .map_err(|e| Failure(format!("cannot reach the witness at {path}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(Failure(format!("{path} answered {}", response.status())));
+        }
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| Failure(format!("{path}: {e}")))
+    };
+    let base = witness.trim_end_matches('/');
+    let witness_head: CosignedTreeHead =
+        serde_json::from_value(get(format!("{base}/v1/audit/sth")).await?)
+            .map_err(|e| Failure(format!("the witness's head does not parse: {e}")))?;
+    let view: WitnessView = serde_json::from_value(get(format!("{base}/v1/audit/witness")).await?)
+        .map_err(|e| Failure(format!("the witness's view does not parse: {e}")))?;
+    verify::check_witnessed(export, &cosigned, &witness_head.head.public_key, &view)
+        .map_err(|e| Failure(format!("FAILED: {e}")))?;
+    println!(
+        "co-signed at size {} by {base}, which saw {} entries and refused nothing",
+        cosigned.head.tree_size,
+        view.head.map_or(0, |h| h.tree_size)
     );
     Ok(())
 }
@@ -263,6 +320,7 @@ pub(crate) fn run(args: AuditArgs) -> ExitCode {
                 export: Some(path),
                 trusted_sth,
                 save_sth,
+                ..
             } => Some(read_json::<Export>(path).and_then(|export| {
                 check(&export, trusted_sth.as_deref(), save_sth.as_deref(), None)
             })),
@@ -290,6 +348,7 @@ pub(crate) fn run(args: AuditArgs) -> ExitCode {
             AuditCommand::Verify {
                 trusted_sth,
                 save_sth,
+                require_cosigned,
                 ..
             } => {
                 let export = fetch(&client).await?;
@@ -318,7 +377,11 @@ pub(crate) fn run(args: AuditArgs) -> ExitCode {
                     }
                     None => None,
                 };
-                check(&export, trusted_sth.as_deref(), save_sth.as_deref(), proof)
+                check(&export, trusted_sth.as_deref(), save_sth.as_deref(), proof)?;
+                if require_cosigned {
+                    check_cosigned(&client, &export).await?;
+                }
+                Ok(())
             }
             AuditCommand::Export { out } => {
                 let export = fetch(&client).await?;

@@ -64,6 +64,9 @@ pub enum StartError {
     /// The key lifecycle cannot start.
     #[error("keys: {0}")]
     Lifecycle(#[from] crate::lifecycle::LifecycleError),
+    /// The witness of the peer's log cannot start.
+    #[error("witness: {0}")]
+    Witness(crate::audit::witness::WitnessError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -169,6 +172,35 @@ pub async fn build_state_with(
             cloud_keks: cloud_keks.clone(),
         },
     )?);
+    // The peer's log: the Type-2's base URL for a Type-1, the Type-1's
+    // issuer (its base URL) for a Type-2.
+    let peer = match config.coordinator.role {
+        crate::config::Role::Type1 => config
+            .coordinator
+            .peer_url
+            .clone()
+            .filter(|u| u != "embedded"),
+        crate::config::Role::Type2 => config
+            .coordinator
+            .peer_issuer
+            .as_ref()
+            .map(|u| u.to_string()),
+    };
+    let witness = match peer {
+        Some(peer) => Some(Arc::new(
+            crate::audit::witness::Witness::new(
+                audit_log.clone(),
+                store.clone(),
+                clock.clone(),
+                &peer,
+                &config.public_url(),
+                config.audit.witness_interval,
+                config.coordinator.peer_timeout,
+            )
+            .map_err(StartError::Witness)?,
+        )),
+        None => None,
+    };
     let kek_probes = Arc::new(crate::http::KekProbes::new(
         storage_kek.clone(),
         cloud_keks.clone(),
@@ -181,6 +213,7 @@ pub async fn build_state_with(
         config: Arc::new(config),
         audit,
         audit_log,
+        witness,
         keys,
         store,
         storage_kek,
@@ -330,6 +363,7 @@ impl Server {
             });
             let lifecycle = self.state.keys.spawn();
             let heads = self.state.audit_log.spawn_head_signer();
+            let witnessing = self.state.witness.as_ref().map(|w| w.spawn());
             let metrics = self.metrics_listener.take().map(|listener| {
                 let app = crate::http::metrics_app(self.state.metrics.clone());
                 tokio::spawn(async move {
@@ -354,6 +388,7 @@ impl Server {
             // and whoever runs after `run` (a restart, a backup of the data
             // directory) would race it.
             let mut background = vec![lifecycle, heads, housekeeping, challenge_limits];
+            background.extend(witnessing);
             background.extend(metrics);
             for task in &background {
                 task.abort();

@@ -507,4 +507,21 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Sets `name` to `value` unless it is set; whether this call set it
+    /// (replicas racing agree on the first value).
+    pub async fn insert_setting_if_absent(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -25,6 +25,7 @@ mod mappings;
 mod nonces;
 mod rate_limits;
 mod signing_keys;
+mod witness;
 
 use std::path::Path;
 use std::sync::Once;
@@ -41,6 +42,7 @@ pub use keys::{KeyGenerationTx, KeyRecord, StoredSplit, status};
 pub use mappings::{MappingFilter, MappingRecord};
 pub use nonces::{NonceOutcome, NonceOwner};
 pub use signing_keys::{SigningKeysTx, StoredSigningKey};
+pub use witness::StoredWitnessState;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
