@@ -196,7 +196,7 @@ async fn admin_endpoints_refuse_missing_wrong_and_underprivileged_tokens(db: Db)
     let actors: Vec<&str> = events
         .iter()
         .filter_map(|e| e.body["actor"].as_str())
-        .filter(|actor| !actor.starts_with("coordinator:"))
+        .filter(|actor| !actor.starts_with("coordinator:") && !actor.starts_with("witness"))
         .collect();
     assert_eq!(actors, ["operator:ops-1", "admin-token:bootstrap"]);
 }

@@ -219,6 +219,8 @@ fn coordinator_config(
     config.keys.active_keys = 2;
     config.use_cases[0].release_policy = Some(files.join("policy.json"));
     config.attestation.extra_roots = vec![files.join("simulated-ark.pem")];
+    // A's key generator attests with the same simulated AMD B trusts.
+    config.coordinator.key_generator_ca = Some(files.join("simulated-amd.pem"));
 
     // AWS: federated with the broker's own token (STS in moto), cloud-kms.
     let mut aws = CloudConfig::with_kek(kms.aws_keys[index].clone());

@@ -299,7 +299,10 @@ impl TransparencyLog {
                     signature: self.signer.sign(&message).as_ref().to_vec(),
                 };
                 self.store.insert_head(&head).await?;
-                head
+                // A concurrent caller (or replica) may have stored another
+                // head of this size first: serve the one that is kept, or a
+                // witness co-signs a head this log does not have.
+                self.store.head_of_size(size).await?.unwrap_or(head)
             }
         };
         Ok(self.signed(&head))

@@ -274,10 +274,10 @@ impl<'a> BrokerBuilder<'a> {
                 }
             }
         }
+        (self.tweak)(&mut config);
         if config.is_dev() {
             tee::attest_key_generation(&mut config);
         }
-        (self.tweak)(&mut config);
 
         let (state, base, clock, serving) = if self.serve == Serve::Server {
             assert!(

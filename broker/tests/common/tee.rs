@@ -30,15 +30,24 @@ pub fn simulated_amd_dir() -> &'static Path {
     .path()
 }
 
-/// Signs key generators' reports with the shared simulated AMD and trusts
-/// its root, whichever role `config` ends up with.
+/// A Type-1's key generator signs with the shared simulated AMD (unless
+/// the test chose a CA); a Type-2 trusts its root. A Type-1 trusts no extra
+/// root for this: releases still need the test to configure one.
 pub fn attest_key_generation(config: &mut Config) {
     let dir = simulated_amd_dir();
-    config.coordinator.key_generator_ca = Some(dir.join("simulated-amd.pem"));
-    config
-        .attestation
-        .extra_roots
-        .push(dir.join("simulated-ark.pem"));
+    match config.coordinator.role {
+        keyferry::config::Role::Type1 => {
+            if config.coordinator.key_generator_ca.is_none() {
+                config.coordinator.key_generator_ca = Some(dir.join("simulated-amd.pem"));
+            }
+        }
+        keyferry::config::Role::Type2 => {
+            config
+                .attestation
+                .extra_roots
+                .push(dir.join("simulated-ark.pem"));
+        }
+    }
 }
 
 /// A Milan chip of the simulated AMD, with the root and policy files a
