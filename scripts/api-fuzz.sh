@@ -26,7 +26,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 token=$(cat "$work/data/admin-token")
-.venv/bin/st run docs/openapi.yaml --url "http://127.0.0.1:$port" \
+.venv/bin/st --config-file scripts/schemathesis.toml run docs/openapi.yaml --url "http://127.0.0.1:$port" \
   --checks all --exclude-checks positive_data_acceptance --max-examples "$examples" --seed 20261207 \
   -H "Authorization: Bearer $token" --no-color >"$work/st.log" 2>&1 || {
   tail -n 80 "$work/st.log"
