@@ -349,8 +349,13 @@ impl Witness {
 
     /// What this coordinator saw of its peer's log.
     pub async fn view(&self) -> Result<WitnessView, WitnessError> {
-        let (head, failure) = self.state().await?;
-        let checked_at = self.store.witness_state().await?.and_then(|s| s.checked_at);
+        // One read: the view is of one round, not two.
+        let state = self.store.witness_state().await?;
+        let checked_at = state.as_ref().and_then(|s| s.checked_at);
+        let (head, failure) = match state {
+            Some(s) => (parse_state(s.head)?, parse_state(s.failure)?),
+            None => (None, None),
+        };
         Ok(WitnessView {
             log: self.peer.clone(),
             head,
