@@ -119,6 +119,7 @@ impl FromRef<AppState> for LifecycleState {
             keys: state.keys.clone(),
             store: state.store.clone(),
             audit: state.audit.clone(),
+            log: state.audit_log.clone(),
         }
     }
 }

@@ -987,3 +987,302 @@ async fn split_a_is_wrapped_by_the_storage_kek_and_every_cloud_kek() {
         "every KEK wraps the same split A"
     );
 }
+
+/// The signed manifest checked without the project's verification code:
+/// messages, key ids, RFC 9162 inclusion and tree-head signatures rebuilt
+/// here from their specifications, with aws-lc-rs only for the primitives.
+mod independent {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+
+    fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+
+    /// RFC 9162 §2.1.1's split: the largest power of two below `n` (> 1).
+    fn split(n: usize) -> usize {
+        1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+    }
+
+    /// RFC 9162 §2.1.1: the root of `leaves` by recursive split.
+    fn root_of(leaves: &[[u8; 32]]) -> [u8; 32] {
+        match leaves.len() {
+            1 => leaves[0],
+            n => {
+                let k = split(n);
+                sha256(&[&[1], &root_of(&leaves[..k]), &root_of(&leaves[k..])])
+            }
+        }
+    }
+
+    /// RFC 9162 §2.1.3.1 reversed: the root an inclusion path leads to,
+    /// by recursion on the same split the tree is built with.
+    fn root_from_path(index: usize, size: usize, leaf: [u8; 32], path: &[[u8; 32]]) -> [u8; 32] {
+        if size == 1 {
+            assert!(path.is_empty(), "a path longer than the tree is deep");
+            return leaf;
+        }
+        let k = split(size);
+        let (sibling, rest) = path
+            .split_last()
+            .expect("a path shorter than the tree is deep");
+        if index < k {
+            sha256(&[&[1], &root_from_path(index, k, leaf, rest), sibling])
+        } else {
+            sha256(&[
+                &[1],
+                sibling,
+                &root_from_path(index - k, size - k, leaf, rest),
+            ])
+        }
+    }
+
+    #[test]
+    fn the_recursive_path_agrees_with_the_recursive_root() {
+        let leaves: Vec<[u8; 32]> = (0u8..7).map(|i| sha256(&[&[0], &[i]])).collect();
+        // Paths built by hand from the tree ((0 1)(2 3))((4 5) 6).
+        let node = |a: [u8; 32], b: [u8; 32]| sha256(&[&[1], &a, &b]);
+        let path_of_5 = [
+            leaves[4],
+            leaves[6],
+            node(node(leaves[0], leaves[1]), node(leaves[2], leaves[3])),
+        ];
+        assert_eq!(
+            root_from_path(5, 7, leaves[5], &path_of_5),
+            root_of(&leaves)
+        );
+        let path_of_6 = [
+            node(leaves[4], leaves[5]),
+            node(node(leaves[0], leaves[1]), node(leaves[2], leaves[3])),
+        ];
+        assert_eq!(
+            root_from_path(6, 7, leaves[6], &path_of_6),
+            root_of(&leaves)
+        );
+        assert_ne!(
+            root_from_path(6, 7, leaves[5], &path_of_6),
+            root_of(&leaves)
+        );
+    }
+
+    fn b64(v: &Value) -> Vec<u8> {
+        B64.decode(v.as_str().expect("a string")).expect("base64")
+    }
+
+    /// `keyId|creationTime|publicKeyMaterial`, the time as RFC 3339 with
+    /// milliseconds (the Privacy Sandbox signature message).
+    fn signed_message(key: &Value) -> Vec<u8> {
+        let ms = key["creationTime"].as_i64().expect("creationTime");
+        let time = jiff::Timestamp::from_millisecond(ms)
+            .expect("time")
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        format!(
+            "{}|{time}|{}",
+            key["id"].as_str().expect("id"),
+            key["key"].as_str().expect("key")
+        )
+        .into_bytes()
+    }
+
+    /// Checks one manifest key against the two coordinators' own
+    /// documents; `bases` is (Type-1, Type-2). Returns an error naming the
+    /// first problem.
+    pub(super) async fn check(key: &Value, bases: [&str; 2]) -> Result<(), String> {
+        let message = signed_message(key);
+        for (role, base, kind) in [
+            ("type1", bases[0], "key.activated"),
+            ("type2", bases[1], "key.received"),
+        ] {
+            let signature = key["signatures"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["role"] == role))
+                .ok_or(format!("no {role} signature"))?;
+            if signature["alg"] != "ES256" || signature["coordinator"] != base {
+                return Err(format!("{role}: {signature}"));
+            }
+            let published: Value = reqwest::get(signature["keysUrl"].as_str().expect("url"))
+                .await
+                .expect("keys")
+                .json()
+                .await
+                .expect("json");
+            let spki = b64(&published["signingKey"]);
+            if signature["kid"] != URL_SAFE_NO_PAD.encode(sha256(&[&spki])) {
+                return Err(format!("{role}: kid is not its published key's"));
+            }
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &spki)
+                .verify(&message, &b64(&signature["signature"]))
+                .map_err(|_| format!("{role}: the signature does not verify"))?;
+
+            let inclusion = key["inclusion"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["role"] == role))
+                .ok_or(format!("no {role} inclusion"))?;
+            let entry_text = inclusion["entry"].as_str().expect("entry");
+            let entry: Value = serde_json::from_str(entry_text).expect("entry json");
+            if entry["kind"] != kind || entry["details"]["keyId"] != key["id"] {
+                return Err(format!("{role}: the entry is {entry}"));
+            }
+            let head = &inclusion["head"];
+            let sth: Value = reqwest::get(format!("{base}/v1/audit/sth"))
+                .await
+                .expect("sth")
+                .json()
+                .await
+                .expect("json");
+            if head["publicKey"] != sth["publicKey"] {
+                return Err(format!("{role}: proven under another log's key"));
+            }
+            let size = usize::try_from(head["treeSize"].as_u64().expect("size")).expect("size");
+            let head_message = format!(
+                "keyferry/v1/sth\n{{\"rootHash\":{},\"timestamp\":{},\"treeSize\":{size}}}",
+                head["rootHash"], head["timestamp"]
+            );
+            UnparsedPublicKey::new(&ED25519, b64(&head["publicKey"]))
+                .verify(head_message.as_bytes(), &b64(&head["signature"]))
+                .map_err(|_| format!("{role}: the tree head's signature does not verify"))?;
+            let index =
+                usize::try_from(inclusion["leafIndex"].as_u64().expect("index")).expect("index");
+            if entry["index"].as_u64() != Some(index as u64) {
+                return Err(format!("{role}: the entry claims another position"));
+            }
+            let path: Vec<[u8; 32]> = inclusion["auditPath"]
+                .as_array()
+                .expect("path")
+                .iter()
+                .map(|h| b64(h).try_into().expect("32 bytes"))
+                .collect();
+            let leaf = sha256(&[&[0], entry_text.as_bytes()]);
+            if root_from_path(index, size, leaf, &path).to_vec() != b64(&head["rootHash"]) {
+                return Err(format!("{role}: the entry is not in the signed head"));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn keys_verify(args: &[&str]) -> std::process::Output {
+    let mut cmd = common::process::keyferry();
+    cmd.args(["keys", "verify"]).args(args);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run keyferry")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_manifest_verifies_on_its_own_and_a_key_the_type2_did_not_sign_is_refused() {
+    let p = pair(|_| {}).await;
+    let ids = p.t1.state.keys.ensure_keys(None).await.expect("generate");
+    p.t1.state.keys.run_handovers().await.expect("handover");
+    let well_known = "/.well-known/aggregation-service/v1/public-keys";
+    let unsigned: Value = get(&format!("{}{well_known}", p.t1.base), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    // The unsigned list is still exactly `{"keys":[{"id","key"}…]}`.
+    for key in unsigned["keys"].as_array().expect("keys") {
+        let mut members: Vec<&str> = key
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        members.sort_unstable();
+        assert_eq!(members, ["id", "key"]);
+    }
+    let manifest = |base: String, path: &'static str| async move {
+        let response = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("etag"));
+        response.json::<Value>().await.expect("json")
+    };
+    let signed = manifest(p.t1.base.clone(), well_known_signed()).await;
+    let keys = signed["keys"].as_array().expect("keys");
+    let mut listed: Vec<&str> = keys.iter().map(|k| k["id"].as_str().expect("id")).collect();
+    listed.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    for key in keys {
+        independent::check(key, [&p.t1.base, &p.t2.base])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", key["id"]));
+    }
+    // The `/v1alpha` twin serves the first use case; the Type-2 serves the
+    // same keys with the same signatures and proofs of both logs.
+    assert_eq!(
+        manifest(p.t1.base.clone(), "/v1alpha/publicKeys:signed").await,
+        signed
+    );
+    let from_type2 = manifest(p.t2.base.clone(), well_known_signed()).await;
+    for key in from_type2["keys"].as_array().expect("keys") {
+        independent::check(key, [&p.t1.base, &p.t2.base])
+            .await
+            .unwrap_or_else(|e| panic!("from the Type-2, {}: {e}", key["id"]));
+    }
+
+    let verified = keys_verify(&["--server", &p.t1.base, "--type2", &p.t2.base]).await;
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(stdout.matches("verified").count(), ids.len(), "{stdout}");
+    // Pinned to another Type-2, every key is refused.
+    let elsewhere = keys_verify(&["--server", &p.t1.base, "--type2", "http://127.0.0.1:1"]).await;
+    assert!(!elsewhere.status.success());
+
+    // The Type-1's database is made to serve one key with a Type-2
+    // signature the Type-2 never made (its own signature copied over).
+    let forged = &ids[0];
+    p.t1.state
+        .store
+        .execute_raw(&format!(
+            "UPDATE keys SET peer_signature = signature WHERE id = '{forged}'"
+        ))
+        .await
+        .expect("forge");
+    let signed = manifest(p.t1.base.clone(), well_known_signed()).await;
+    let key = signed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == forged.as_str())
+        .expect("still listed");
+    let refused = independent::check(key, [&p.t1.base, &p.t2.base]).await;
+    assert_eq!(
+        refused,
+        Err("type2: the signature does not verify".to_owned())
+    );
+    let refused = keys_verify(&["--server", &p.t1.base, "--use-case", "aggregation-service"]).await;
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(forged.as_str()))
+        .expect("the forged key's line");
+    assert!(
+        line.contains("REFUSED: type2 signature does not verify"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("verified").count(),
+        ids.len() - 1,
+        "{stdout}"
+    );
+}
+
+fn well_known_signed() -> &'static str {
+    "/.well-known/aggregation-service/v1/public-keys:signed"
+}

@@ -15,10 +15,13 @@
 //!   head, the [`CosignedTreeHead`] a log serves, the [`WitnessView`] a
 //!   witness serves, and [`compare`], which tells a rollback or a split view
 //!   from an extension.
+//! - `inclusion`: [`EntryInclusion`], one entry with its proof in a signed
+//!   head, as a key manifest carries it.
 //! - [`verify`]: the whole-log check, naming the first problem found.
 
 mod cosign;
 mod entry;
+mod inclusion;
 pub mod merkle;
 mod sth;
 pub mod verify;
@@ -28,4 +31,5 @@ pub use cosign::{
     compare,
 };
 pub use entry::{AuditEntry, EntryError, EntryKind, EventKind};
+pub use inclusion::{EntryInclusion, InclusionFailure};
 pub use sth::{STH_CONTEXT, SignedTreeHead};

@@ -8,6 +8,8 @@
 //! - `release`: attested release (DESIGN §5.3): [`ChallengeResponse`], [`ReleaseRequest`].
 //! - `peer`: the Type-1 → Type-2 handover (DESIGN §4.3): [`PeerKeys`], [`HandoverChallenge`],
 //!   [`HandoverRequest`] with its [`KeyGenerationEvidence`], [`HandoverAnswer`].
+//! - `manifest`: the signed public key manifest: [`SignedKeyList`] of [`SignedKey`], each with
+//!   its [`KeySignature`]s and [`KeyInclusion`]s.
 //! - `error`: [`KeyApiErrorBody`], the key endpoints' error body.
 //! - `token`: [`TokenResponse`] and [`OAuthErrorBody`] of `POST /v1/token` (RFC 8693).
 //!
@@ -19,12 +21,14 @@
 
 mod error;
 mod key;
+mod manifest;
 mod peer;
 mod release;
 mod token;
 
 pub use error::{KeyApiErrorBody, KeyApiErrorDetail};
 pub use key::{EncryptionKey, EncryptionKeyList, KEY_TYPE, KeyData};
+pub use manifest::{ES256, KeyInclusion, KeySignature, SignedKey, SignedKeyList, TYPE1, TYPE2};
 pub use peer::{
     AnnouncedHandoverKey, HandoverAnswer, HandoverChallenge, HandoverRequest,
     KeyGenerationEvidence, PeerKeys,

@@ -307,6 +307,9 @@ struct Setup {
     type2_down: bool,
     subject_token: &'static str,
     pin_type1_key: Option<Vec<u8>>,
+    /// Keys whose Type-2 signature is by a key the Type-2 does not publish:
+    /// keys no Type-2 acknowledged.
+    unacknowledged: bool,
 }
 
 impl Default for Setup {
@@ -317,6 +320,7 @@ impl Default for Setup {
             type2_down: false,
             subject_token: SUBJECT_TOKEN,
             pin_type1_key: None,
+            unacknowledged: false,
         }
     }
 }
@@ -354,7 +358,13 @@ async fn setup(s: Setup) -> Env {
         KeySigner::generate().expect("signer"),
         KeySigner::generate().expect("signer"),
     ];
-    let keys = Arc::new(make_keys([&signers[0], &signers[1]]));
+    let stranger = KeySigner::generate().expect("signer");
+    let type2_signer = if s.unacknowledged {
+        &stranger
+    } else {
+        &signers[1]
+    };
+    let keys = Arc::new(make_keys([&signers[0], type2_signer]));
     let coordinator = |index: usize, allowed_measurement| Coordinator {
         index,
         signing_key_der: signers[index].public_key_spki_der(),
@@ -486,6 +496,28 @@ async fn a_pinned_signing_key_that_does_not_match_refuses_every_key() {
             err,
             WorkloadError::KeyRefused {
                 problem: KeyProblem::BadSignature(Role::Type1),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_no_type2_acknowledged_is_refused() {
+    let env = setup(Setup {
+        unacknowledged: true,
+        ..Setup::default()
+    })
+    .await;
+    let err = workload::fetch_once(&env.config)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            WorkloadError::KeyRefused {
+                problem: KeyProblem::BadSignature(Role::Type2),
                 ..
             }
         ),

@@ -1,13 +1,14 @@
 //! `/v1/audit/*`: tree heads, entries and proofs, for auditors and admins.
 //!
 //! Tree heads (with their co-signatures), consistency proofs and the
-//! witness's view are public: they hold hashes and sizes only, and the peer
+//! witness's view are public, and so is each key's publication entry with its
+//! inclusion proof (what a signed key manifest carries): they hold hashes and sizes only, and the peer
 //! and auditors without an operator token must read them. Entries and
 //! inclusion proofs need an operator token with a reader role.
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -21,7 +22,7 @@ use super::witness::{Refusal, Witness, WitnessError};
 use crate::Error;
 use crate::http::ApiQuery;
 use crate::operator::{AdminAuth, Operator, ReaderRole};
-use transparency::{Cosignature, CosignedTreeHead, WitnessView};
+use transparency::{Cosignature, CosignedTreeHead, EntryInclusion, WitnessView};
 
 /// Most entries one `/v1/audit/entries` call returns.
 pub const MAX_ENTRIES_PER_CALL: u64 = 1000;
@@ -41,6 +42,7 @@ where
         .route("/v1/audit/entries", get(entries))
         .route("/v1/audit/proofs/inclusion", get(inclusion))
         .route("/v1/audit/proofs/consistency", get(consistency))
+        .route("/v1/audit/keys/{key_id}/inclusion", get(key_inclusion))
 }
 
 impl From<LogError> for Error {
@@ -221,4 +223,24 @@ async fn consistency(
         "second": second,
         "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
     })))
+}
+
+/// Longest key id looked up; longer ones name no key.
+const MAX_KEY_ID_LEN: usize = 128;
+
+/// `GET /v1/audit/keys/{key_id}/inclusion`: the entry recording the key's
+/// publication in this log (`key.activated` on a Type-1, `key.received` on
+/// a Type-2) and its proof in the current signed head. Public: the entry
+/// names a public key's id and use case, and the peer and every manifest
+/// reader must fetch it.
+async fn key_inclusion(
+    State(audit_log): State<Arc<TransparencyLog>>,
+    Path(key_id): Path<String>,
+) -> Result<Json<EntryInclusion>, Error> {
+    let not_found = || Error::NotFound(format!("no publication of key `{key_id}` in this log"));
+    if key_id.len() > MAX_KEY_ID_LEN {
+        return Err(not_found());
+    }
+    let proof = audit_log.key_inclusion(&key_id).await?;
+    Ok(Json(proof.ok_or_else(not_found)?))
 }

@@ -24,12 +24,12 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use super::{Audit, AuditEntry, AuditEvent};
+use super::{Audit, AuditEntry, AuditEvent, EntryKind, EventKind};
 use crate::secrets::{SecretError, secret_or_create};
 use crate::storage::{Store, StoreError, StoredHead};
 use crate::time::unix_ms;
-use transparency::Cosignature;
 use transparency::merkle::{self, Hash};
+use transparency::{Cosignature, EntryInclusion};
 pub use transparency::{STH_CONTEXT, SignedTreeHead};
 
 const SIGNING_SECRET: &str = "audit_signing_key";
@@ -82,6 +82,22 @@ pub enum LogError {
     OutOfRange(String),
 }
 
+/// The key whose publication `event` records, if it is one a key manifest
+/// proves: the Type-1's activation or the Type-2's receipt.
+fn proves_key(event: &AuditEvent) -> Option<&str> {
+    let kind = match &event.kind {
+        EntryKind::Known(kind) => *kind,
+        EntryKind::Other(_) => return None,
+    };
+    KEY_ENTRY_KINDS
+        .contains(&kind)
+        .then(|| event.details["keyId"].as_str())
+        .flatten()
+}
+
+/// The entries a key manifest's inclusion proofs point at.
+pub const KEY_ENTRY_KINDS: [EventKind; 2] = [EventKind::KeyActivated, EventKind::KeyReceived];
+
 /// The canonical JSON of the entry at `index`.
 pub fn canonical_entry(index: i64, at_ms: i64, event: &AuditEvent) -> String {
     event.entry(index, at_ms).canonical()
@@ -121,6 +137,10 @@ async fn write_batch(
         let index = size + i64::try_from(k).unwrap_or(i64::MAX);
         let entry = canonical_entry(index, *at_ms, event);
         tx.insert_entry(index, &entry).await?;
+        if let Some(key_id) = proves_key(event) {
+            tx.index_key_entry(key_id, event.kind.as_str(), index)
+                .await?;
+        }
         let position = u64::try_from(index).unwrap_or(0);
         let mut hash = merkle::leaf_hash(entry.as_bytes());
         let (mut level, mut i) = (0u32, position);
@@ -216,7 +236,30 @@ impl TransparencyLog {
         // Entries of changes committed before a crash (or by the interim
         // table of older versions) reach the log now.
         log.flush().await?;
+        log.index_earlier_key_entries().await?;
         Ok(log)
+    }
+
+    /// Indexes the key entries appended before `audit_key_entries` existed
+    /// (migration 0011), once per database: without it, keys published
+    /// before an upgrade could not be proven until they were replaced.
+    async fn index_earlier_key_entries(&self) -> Result<(), LogError> {
+        const DONE: &str = "audit_key_entries_backfilled";
+        if self.store.setting(DONE).await?.is_some() {
+            return Ok(());
+        }
+        let kinds = KEY_ENTRY_KINDS.map(EventKind::as_str);
+        for (index, text) in self.store.audit_entries_of_kinds(&kinds).await? {
+            let Ok(entry) = AuditEntry::parse(&text) else {
+                continue;
+            };
+            let kind = entry.kind.as_str();
+            if let (true, Some(key_id)) = (kinds.contains(&kind), entry.details["keyId"].as_str()) {
+                self.store.index_key_entry(key_id, kind, index).await?;
+            }
+        }
+        self.store.set_setting(DONE, "1").await?;
+        Ok(())
     }
 
     /// Sends one request to the writer and waits for its answer.
@@ -372,6 +415,30 @@ impl TransparencyLog {
         self.checked_size(tree_size).await?;
         self.hashes(&merkle::inclusion_ranges(index, tree_size))
             .await
+    }
+
+    /// Key `key_id`'s entry in this log (its activation on a Type-1, its
+    /// receipt on a Type-2) with its proof in the current signed head.
+    pub async fn key_inclusion(&self, key_id: &str) -> Result<Option<EntryInclusion>, LogError> {
+        let mut found = None;
+        for kind in KEY_ENTRY_KINDS {
+            found = self.store.key_entry(key_id, kind.as_str()).await?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some((index, entry)) = found else {
+            return Ok(None);
+        };
+        let head = self.sth().await?;
+        let leaf_index = u64::try_from(index).unwrap_or(0);
+        let path = self.inclusion_proof(leaf_index, head.tree_size).await?;
+        Ok(Some(EntryInclusion {
+            entry,
+            leaf_index,
+            audit_path: path.iter().map(|h| B64.encode(h)).collect(),
+            head,
+        }))
     }
 
     /// The consistency proof from `first` to `second` entries.

@@ -38,6 +38,11 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// The broker base URL.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
     /// Whether `--json` was given.
     pub(crate) fn json(&self) -> bool {
         self.json

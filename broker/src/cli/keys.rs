@@ -1,4 +1,5 @@
-//! `keyferry keys list|rotate|revoke|rewrap`: key administration (admin API).
+//! `keyferry keys list|rotate|revoke|rewrap`: key administration (admin API);
+//! `keyferry keys verify`: the public check of the signed key manifest.
 
 use std::process::ExitCode;
 
@@ -6,7 +7,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Connection, block_on_client, print_record, print_table, text};
+use super::client::{Connection, block_on, block_on_client, print_record, print_table, text};
 
 /// `keyferry keys`.
 #[derive(Debug, Args)]
@@ -19,6 +20,24 @@ pub(crate) struct KeysArgs {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
+    #[command(flatten)]
+    Admin(AdminCommand),
+    /// Check the signed public key manifest (no token needed): every served
+    /// key must carry both coordinators' valid signatures and a proven
+    /// entry in each coordinator's log. Exits 1 when a key does not.
+    Verify {
+        /// The use case (default: the `/v1alpha` set, the first configured).
+        #[arg(long)]
+        use_case: Option<String>,
+        /// The Type-2 base URL every key must be acknowledged by.
+        #[arg(long)]
+        type2: Option<String>,
+    },
+}
+
+/// The commands of the admin API.
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
     /// List keys with their state (pending, active, scheduled, retired, revoked).
     List {
         /// Only this use case's keys.
@@ -53,9 +72,20 @@ pub(crate) fn run(args: KeysArgs) -> ExitCode {
         connection,
         command,
     } = args;
+    let command = match command {
+        KeysCommand::Verify { use_case, type2 } => {
+            return block_on(super::manifest::verify(super::manifest::VerifyRequest {
+                server: connection.server().to_owned(),
+                use_case,
+                type2,
+                json: connection.json(),
+            }));
+        }
+        KeysCommand::Admin(command) => command,
+    };
     block_on_client(connection, |client, json_out| async move {
         match command {
-            KeysCommand::List { use_case } => {
+            AdminCommand::List { use_case } => {
                 let path = match &use_case {
                     Some(u) => format!(
                         "/v1/admin/keys?useCase={}",
@@ -86,7 +116,7 @@ pub(crate) fn run(args: KeysArgs) -> ExitCode {
                     &rows,
                 );
             }
-            KeysCommand::Rotate { use_case } => {
+            AdminCommand::Rotate { use_case } => {
                 let body = json!({"useCase": use_case});
                 let rotated = client
                     .call(Method::POST, "/v1/admin/keys/rotate", Some(body))
@@ -98,7 +128,7 @@ pub(crate) fn run(args: KeysArgs) -> ExitCode {
                     &format!("generated {count} keys for {}", text(&rotated["useCase"])),
                 );
             }
-            KeysCommand::Revoke { key_id } => {
+            AdminCommand::Revoke { key_id } => {
                 let revoked = client
                     .call(
                         Method::POST,
@@ -108,7 +138,7 @@ pub(crate) fn run(args: KeysArgs) -> ExitCode {
                     .await?;
                 print_record(json_out, &revoked, &format!("revoked key {key_id}"));
             }
-            KeysCommand::Rewrap { cloud } => {
+            AdminCommand::Rewrap { cloud } => {
                 let body = json!({"cloud": cloud});
                 let outcome = client
                     .call(Method::POST, "/v1/admin/keys/rewrap", Some(body))

@@ -15,6 +15,7 @@ mod client;
 mod gov;
 mod keys;
 mod login;
+mod manifest;
 mod onboard;
 
 /// Keyferry: federated cross-cloud identity and key-wrap broker.

@@ -73,6 +73,37 @@ impl PeerClient {
         &self.base
     }
 
+    /// The peer's log entry recording key `key_id`'s publication, with its
+    /// inclusion proof; `None` when the peer's log has none.
+    pub(super) async fn key_inclusion(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<transparency::EntryInclusion>, LifecycleError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| LifecycleError::Peer(format!("peer URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| LifecycleError::Peer("the peer URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(["v1", "audit", "keys", key_id, "inclusion"]);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| LifecycleError::Peer(format!("cannot reach {}: {e}", self.base)))?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            status if !status.is_success() => Err(LifecycleError::Peer(format!(
+                "GET /v1/audit/keys/…/inclusion answered {status}"
+            ))),
+            _ => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| LifecycleError::Peer(format!("key inclusion: {e}"))),
+        }
+    }
+
     pub(super) async fn keys(&self) -> Result<PeerKeys, LifecycleError> {
         let response = self
             .http

@@ -10,6 +10,8 @@
 //!   attests each handover; the Type-2 admits it against its governed
 //!   key-generation policy before it stores split B.
 //! - `public`: `GET /.well-known/{use_case}/v1/public-keys`, `/v1alpha/publicKeys`.
+//! - `manifest`: their `:signed` twins: each key with both coordinators'
+//!   signatures and its entry in each coordinator's log, proven.
 //! - `admin`: `/v1/admin/keys` (list, rotate, revoke, re-wrap).
 //!
 //! Invariants: no coordinator stores a whole private key (split B exists in
@@ -22,6 +24,7 @@ mod admin;
 mod handover;
 mod handover_keys;
 mod key_generation;
+mod manifest;
 mod public;
 mod service;
 
@@ -32,13 +35,14 @@ pub use handover::handover_request;
 pub use key_generation::{
     DEV_KEY_GENERATOR_MEASUREMENT, ensure_simulated_key_generator, message_digest,
 };
+pub use manifest::signing_key_id;
 pub use service::{KeyService, LifecycleError, RewrapOutcome, RewrappedSplit};
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, TransparencyLog};
 use crate::operator::AdminAuth;
 use crate::storage::Store;
 
@@ -51,6 +55,8 @@ pub struct LifecycleState {
     pub store: Store,
     /// Where administration and handovers are recorded.
     pub audit: Arc<dyn Audit>,
+    /// The same log, read: the signed manifest proves entries in it.
+    pub log: Arc<TransparencyLog>,
 }
 
 pub(crate) fn router<S>() -> Router<S>
@@ -66,6 +72,14 @@ where
             get(public::public_keys),
         )
         .route("/v1alpha/publicKeys", get(public::default_public_keys))
+        .route(
+            "/.well-known/{use_case}/v1/public-keys:signed",
+            get(manifest::signed_public_keys),
+        )
+        .route(
+            "/v1alpha/publicKeys:signed",
+            get(manifest::default_signed_public_keys),
+        )
         .route("/v1/peer/keys", get(handover::peer_keys))
         // DESIGN §4.3's name for the same document.
         .route("/v1/peer/handover-key", get(handover::peer_keys))

@@ -12,8 +12,10 @@ use sha2::{Digest, Sha256};
 
 use super::LifecycleState;
 use crate::Error;
+use crate::storage::KeyRecord;
 
-const MAX_KEYS: i64 = 5;
+/// Most keys a list holds.
+pub(super) const MAX_KEYS: i64 = 5;
 const MAX_AGE_CAP_SECS: i64 = 604_800;
 
 /// `GET /.well-known/{use_case}/v1/public-keys`
@@ -22,9 +24,7 @@ pub(super) async fn public_keys(
     Path(use_case): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    if !state.keys.use_cases().iter().any(|u| u.name == use_case) {
-        return Err(Error::NotFound(format!("no use case `{use_case}`")));
-    }
+    known_use_case(&state, &use_case)?;
     render(&state, &use_case, &headers).await
 }
 
@@ -34,13 +34,26 @@ pub(super) async fn default_public_keys(
     State(state): State<LifecycleState>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let use_case = state
+    let use_case = default_use_case(&state)?;
+    render(&state, &use_case, &headers).await
+}
+
+/// The use case a `{use_case}` path names, if configured.
+pub(super) fn known_use_case(state: &LifecycleState, use_case: &str) -> Result<(), Error> {
+    if !state.keys.use_cases().iter().any(|u| u.name == use_case) {
+        return Err(Error::NotFound(format!("no use case `{use_case}`")));
+    }
+    Ok(())
+}
+
+/// The first configured use case: the one the `/v1alpha` paths serve.
+pub(super) fn default_use_case(state: &LifecycleState) -> Result<String, Error> {
+    state
         .keys
         .use_cases()
         .first()
         .map(|u| u.name.clone())
-        .ok_or_else(|| Error::NotFound("no use case is configured".into()))?;
-    render(&state, &use_case, &headers).await
+        .ok_or_else(|| Error::NotFound("no use case is configured".into()))
 }
 
 async fn render(
@@ -54,12 +67,22 @@ async fn render(
         "keys": keys.iter().map(|k| json!({"id": k.id, "key": B64.encode(&k.public_key)})).collect::<Vec<_>>(),
     })
     .to_string();
-    let max_age = keys
-        .iter()
-        .map(|k| (k.expiration_time - now) / 1000)
+    Ok(cacheable_json(body, max_age(&keys, now), headers))
+}
+
+/// Seconds a key list may be cached: until its earliest expiry, at most a
+/// week.
+pub(super) fn max_age(keys: &[KeyRecord], now_ms: i64) -> i64 {
+    keys.iter()
+        .map(|k| (k.expiration_time - now_ms) / 1000)
         .min()
         .unwrap_or(0)
-        .clamp(0, MAX_AGE_CAP_SECS);
+        .clamp(0, MAX_AGE_CAP_SECS)
+}
+
+/// `body` as JSON with an `ETag` and `Cache-Control`, or 304 when the
+/// client's `If-None-Match` already names it.
+pub(super) fn cacheable_json(body: String, max_age: i64, headers: &HeaderMap) -> Response {
     let digest = Sha256::digest(body.as_bytes());
     let etag = format!(
         "\"{}\"",
@@ -90,5 +113,5 @@ async fn render(
     if let Ok(v) = HeaderValue::from_str(&cache_control) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    Ok(response)
+    response
 }

@@ -14,6 +14,7 @@ use wire::{HandoverAnswer, PeerKeys};
 use super::handover::{PeerClient, handover_request};
 use super::handover_keys::HandoverKeys;
 use super::key_generation::{CheckError, KeyGenerationCheck, KeyGenerator};
+use super::manifest::KeyProofs;
 use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::config::{Config, KeysConfig, Role, UseCaseConfig};
 use crate::issuer::Issuer;
@@ -93,6 +94,10 @@ pub struct KeyService {
     key_generator: Option<KeyGenerator>,
     /// Type-2 only: admits the Type-1's key generator.
     key_generation: Option<KeyGenerationCheck>,
+    /// This coordinator's base URL, as the manifest names it.
+    public_url: String,
+    /// The signed manifest's inclusion proofs.
+    pub(super) proofs: KeyProofs,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -184,6 +189,8 @@ impl KeyService {
             peer,
             key_generator,
             key_generation,
+            public_url: config.public_url().trim_end_matches('/').to_owned(),
+            proofs: KeyProofs::default(),
         }))
     }
 
@@ -337,6 +344,35 @@ impl KeyService {
             }
         }
         Ok(outcome)
+    }
+
+    /// This coordinator's base URL.
+    pub(super) fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The peer's base URL, if a peer is configured.
+    pub(super) fn peer_url(&self) -> Option<&str> {
+        self.peer.as_ref().map(PeerClient::audience)
+    }
+
+    pub(super) fn peer_client(&self) -> Option<&PeerClient> {
+        self.peer.as_ref()
+    }
+
+    /// SubjectPublicKeyInfo (DER) of this coordinator's public key signing key.
+    pub(super) fn signing_key_spki(&self) -> Vec<u8> {
+        self.signer.public_key_spki_der().to_vec()
+    }
+
+    /// The peer's signing key (SPKI DER): the one last seen, else fetched.
+    pub(super) async fn peer_signing_key(&self) -> Result<Vec<u8>, LifecycleError> {
+        let keys = match self.last_peer_keys().await? {
+            Some(keys) => keys,
+            None => self.fetch_peer_keys().await?,
+        };
+        B64.decode(&keys.signing_key)
+            .map_err(|e| LifecycleError::Corrupt(format!("the peer's signing key: {e}")))
     }
 
     /// The peer's keys: fetched fresh when possible, else the last ones seen.

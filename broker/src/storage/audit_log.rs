@@ -35,6 +35,10 @@ pub struct StoredHead {
     pub signature: Vec<u8>,
 }
 
+/// Where a key's entry is; the first entry of a key and kind stays.
+const INDEX_KEY_ENTRY: &str = "INSERT INTO audit_key_entries (key_id, kind, idx) \
+     VALUES ($1, $2, $3) ON CONFLICT (key_id, kind) DO NOTHING";
+
 /// A transaction holding the `audit` lock: appends from every replica are
 /// serialised, so the log has one total order.
 pub struct AuditTx {
@@ -68,6 +72,23 @@ impl AuditTx {
         sqlx::query("INSERT INTO audit_log (idx, entry) VALUES ($1, $2)")
             .bind(idx)
             .bind(entry)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that entry `idx` is key `key_id`'s entry of `kind`; a later
+    /// entry of the same key and kind leaves the first in place.
+    pub async fn index_key_entry(
+        &mut self,
+        key_id: &str,
+        kind: &str,
+        idx: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(INDEX_KEY_ENTRY)
+            .bind(key_id)
+            .bind(kind)
+            .bind(idx)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -148,6 +169,58 @@ impl Store {
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Entries whose kind is one of `kinds` (each at most once per key, so
+    /// few), with their positions, by a text match on the canonical form.
+    pub async fn audit_entries_of_kinds(
+        &self,
+        kinds: &[&str],
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut out = Vec::new();
+        for kind in kinds {
+            let pattern = format!("%\"kind\":\"{kind}\"%");
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT idx, entry FROM audit_log WHERE entry LIKE $1")
+                    .bind(pattern)
+                    .fetch_all(&self.pool)
+                    .await?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// [`AuditTx::index_key_entry`] outside an append, for entries already
+    /// in the log.
+    pub async fn index_key_entry(
+        &self,
+        key_id: &str,
+        kind: &str,
+        idx: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(INDEX_KEY_ENTRY)
+            .bind(key_id)
+            .bind(kind)
+            .bind(idx)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The position of key `key_id`'s entry of `kind`, with its text.
+    pub async fn key_entry(
+        &self,
+        key_id: &str,
+        kind: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT l.idx, l.entry FROM audit_key_entries k \
+             JOIN audit_log l ON l.idx = k.idx WHERE k.key_id = $1 AND k.kind = $2",
+        )
+        .bind(key_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
         .await?)
     }
 
