@@ -107,11 +107,17 @@ impl Broker {
 
     /// `keyferry audit verify --require-cosigned` against this broker.
     async fn verify_cosigned(&self) -> Output {
+        self.verify_cosigned_with(&[]).await
+    }
+
+    /// [`Self::verify_cosigned`] with more arguments.
+    async fn verify_cosigned_with(&self, args: &[&str]) -> Output {
         let mut cmd = keyferry();
         cmd.args(["audit", "verify", "--require-cosigned", "--server"])
             .arg(&self.base)
             .arg("--token-file")
-            .arg(self.token_file());
+            .arg(self.token_file())
+            .args(args);
         tokio::task::spawn_blocking(move || cmd.output().expect("run"))
             .await
             .expect("join")
@@ -178,6 +184,23 @@ async fn each_coordinator_cosigns_the_others_head_and_serves_it(db: Db) {
     }
     // A round with nothing new co-signs nothing new.
     assert_eq!(p.t2.round().await, Round::Unchanged);
+    // It co-signs the same head again, so the co-signature's age says when
+    // the witness last reached the log.
+    let recent =
+        p.t1.verify_cosigned_with(&["--max-cosigned-age", "3600"])
+            .await;
+    assert_eq!(
+        recent.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recent.stderr)
+    );
+    let stale =
+        p.t1.verify_cosigned_with(&["--max-cosigned-age", "0"])
+            .await;
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert_eq!(stale.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the newest co-signature is"), "{stderr}");
 
     // Only the peer's key co-signs, and only heads this log signed.
     let (_, head) = p.t1.public("/v1/audit/sth").await;

@@ -52,6 +52,12 @@ enum AuditCommand {
         /// view without a saved head).
         #[arg(long)]
         require_cosigned: bool,
+        /// With --require-cosigned: the newest co-signature must be at
+        /// most this many seconds old. The witness co-signs every round
+        /// (`audit.witness_interval`), idle or not, so an old one means it
+        /// stopped reaching this log.
+        #[arg(long, requires = "require_cosigned", value_name = "SECONDS")]
+        max_cosigned_age: Option<u64>,
     },
     /// Write the head and every entry to a file.
     Export {
@@ -163,7 +169,11 @@ fn check(
 
 /// `--require-cosigned`: the log's newest co-signed head and what each
 /// co-signing witness saw, checked against the verified `export`.
-async fn check_cosigned(client: &Client, export: &Export) -> Result<(), Failure> {
+async fn check_cosigned(
+    client: &Client,
+    export: &Export,
+    max_age_secs: Option<u64>,
+) -> Result<(), Failure> {
     let cosigned: CosignedTreeHead = serde_json::from_value(
         client
             .call(Method::GET, "/v1/audit/sth/cosigned", None)
@@ -201,6 +211,27 @@ async fn check_cosigned(client: &Client, export: &Export) -> Result<(), Failure>
         .map_err(|e| Failure(format!("the witness's view does not parse: {e}")))?;
     verify::check_witnessed(export, &cosigned, &witness_head.head.public_key, &view)
         .map_err(|e| Failure(format!("FAILED: {e}")))?;
+    if let Some(max_age_secs) = max_age_secs {
+        // The witness's own co-signature of this head (checked above).
+        let newest = cosigned
+            .cosignatures
+            .iter()
+            .filter(|c| c.public_key == witness_head.head.public_key && c.valid_for(&cosigned.head))
+            .map(|c| c.cosigned_at)
+            .max()
+            .unwrap_or(i64::MIN);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let age_ms = now_ms.saturating_sub(newest);
+        let age_secs = age_ms / 1000;
+        let allowed_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        if age_ms > allowed_ms {
+            return Err(Failure(format!(
+                "FAILED: the newest co-signature is {age_secs} s old (at most {max_age_secs} s allowed): the witness has not reached this log since"
+            )));
+        }
+    }
     println!(
         "co-signed at size {} by {base}, which saw {} entries and refused nothing",
         cosigned.head.tree_size,
@@ -349,6 +380,7 @@ pub(crate) fn run(args: AuditArgs) -> ExitCode {
                 trusted_sth,
                 save_sth,
                 require_cosigned,
+                max_cosigned_age,
                 ..
             } => {
                 let export = fetch(&client).await?;
@@ -379,7 +411,7 @@ pub(crate) fn run(args: AuditArgs) -> ExitCode {
                 };
                 check(&export, trusted_sth.as_deref(), save_sth.as_deref(), proof)?;
                 if require_cosigned {
-                    check_cosigned(&client, &export).await?;
+                    check_cosigned(&client, &export, max_cosigned_age).await?;
                 }
                 Ok(())
             }
