@@ -322,7 +322,7 @@ async fn every_refusal_has_its_status_and_reason() {
         (
             "/v1alpha/encryptionKeys/k-revoked",
             Some(aws.clone()),
-            410,
+            404,
             "KEY_REVOKED",
         ),
         (
@@ -371,7 +371,10 @@ async fn every_refusal_has_its_status_and_reason() {
     for (path, token, status, expected) in cases {
         let (got, body) = broker.call(Method::GET, path, token.as_deref(), None).await;
         assert_eq!((got, reason(&body)), (status, expected), "{path}: {body}");
-        assert_eq!(body["code"], status, "{path}: {body}");
+        // The gRPC code of the status, as the Privacy Sandbox clients read it.
+        assert_eq!(body["code"], wire::grpc_code(status), "{path}: {body}");
+        assert_eq!(body["details"][0]["domain"], "keyferry", "{path}: {body}");
+        assert_error_proto(&body);
     }
     // Nothing refused was audited as a fetch.
     assert!(broker.audit_of_kind("keys.fetched").await.is_empty());
@@ -532,3 +535,25 @@ keyferry::on_both_backends!(
     db:
     a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape,
 );
+
+/// The Privacy Sandbox `ErrorResponse` as its Java fetcher parses it:
+/// exactly `code`, `message`, `details[{reason, domain, metadata}]`, with a
+/// non-zero code, a message, and string metadata.
+fn assert_error_proto(body: &Value) {
+    let members = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(members(body), ["code", "details", "message"], "{body}");
+    assert_ne!(body["code"].as_i64(), Some(0), "{body}");
+    assert!(
+        !body["message"].as_str().expect("message").is_empty(),
+        "{body}"
+    );
+    for detail in body["details"].as_array().expect("details") {
+        assert_eq!(members(detail), ["domain", "metadata", "reason"], "{body}");
+        let metadata = detail["metadata"].as_object().expect("metadata");
+        assert!(metadata.values().all(Value::is_string), "{body}");
+    }
+}

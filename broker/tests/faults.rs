@@ -384,7 +384,10 @@ async fn with_the_kms_faulty_broker_unwrapped_releases_are_503_and_audited() {
         kms.set(Fault::None);
         let (_, status, body) = attested_release(&p.t1, &tee, &tee_key, &key_id, Some(nonce)).await;
         assert_eq!(
-            (status, body["details"][0]["attestationReason"].as_str()),
+            (
+                status,
+                body["details"][0]["metadata"]["attestationReason"].as_str()
+            ),
             (403, Some("nonce_unknown")),
             "{fault:?}: {body}"
         );

@@ -148,7 +148,7 @@ impl<'a> Workload<'a> {
 fn attestation_reason(body: &Value) -> (&str, &str) {
     (
         body["details"][0]["reason"].as_str().unwrap_or(""),
-        body["details"][0]["attestationReason"]
+        body["details"][0]["metadata"]["attestationReason"]
             .as_str()
             .unwrap_or(""),
     )

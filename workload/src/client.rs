@@ -92,14 +92,11 @@ impl CoordinatorClient<'_> {
             .or_else(|| {
                 serde_json::from_slice::<KeyApiErrorBody>(&body)
                     .ok()
-                    .map(|b| {
-                        let detail = b.details.into_iter().next();
-                        CoordinatorReason::Api {
-                            status,
-                            reason: detail.as_ref().and_then(|d| d.reason.clone()),
-                            attestation_reason: detail.and_then(|d| d.attestation_reason),
-                            message: b.message,
-                        }
+                    .map(|b| CoordinatorReason::Api {
+                        status,
+                        reason: b.reason().map(str::to_owned),
+                        attestation_reason: b.attestation_reason().map(str::to_owned),
+                        message: b.message,
                     })
             })
             .unwrap_or(CoordinatorReason::Http { status });

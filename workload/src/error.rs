@@ -87,7 +87,7 @@ pub enum CoordinatorReason {
         /// `ATTESTATION_REQUIRED`, `ATTESTATION_FAILED`, `UNAVAILABLE`, `INVALID_ARGUMENT`,
         /// `KEY_REVOKED`, `CLOUD_NOT_ENABLED`; `None` when the body had none.
         reason: Option<String>,
-        /// `details[0].attestationReason` (e.g. `measurement_not_allowed`) with
+        /// `details[0].metadata.attestationReason` (e.g. `measurement_not_allowed`) with
         /// `ATTESTATION_FAILED`.
         attestation_reason: Option<String>,
         /// The `message`.

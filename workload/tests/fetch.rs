@@ -95,11 +95,15 @@ fn api_error(
     attestation_reason: Option<&str>,
     message: &str,
 ) -> Response {
-    let mut detail = json!({ "reason": reason });
+    let mut detail = json!({ "reason": reason, "domain": "keyferry", "metadata": {} });
     if let Some(a) = attestation_reason {
-        detail["attestationReason"] = json!(a);
+        detail["metadata"]["attestationReason"] = json!(a);
     }
-    let body = json!({ "code": status.as_u16(), "message": message, "details": [detail] });
+    let body = json!({
+        "code": wire::grpc_code(status.as_u16()),
+        "message": message,
+        "details": [detail],
+    });
     (status, axum::Json(body)).into_response()
 }
 

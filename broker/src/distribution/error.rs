@@ -1,7 +1,8 @@
 //! The Privacy Sandbox compatible error body of the key endpoints:
-//! `{"code": <HTTP status>, "message", "details": [{"reason"}]}`, whose
-//! reasons let a workload tell a missing key, an authentication or
-//! permission failure, a required attestation and an outage apart.
+//! `{"code": <gRPC code>, "message", "details": [{"reason", "domain",
+//! "metadata"}]}` ([`wire::KeyApiErrorBody`]), whose reasons let a workload
+//! tell a missing key, an authentication or permission failure, a required
+//! attestation and an outage apart.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -57,7 +58,10 @@ impl KeyApiError {
     fn status_and_reason(&self) -> (StatusCode, &'static str) {
         match self {
             KeyApiError::MissingKey(_) => (StatusCode::NOT_FOUND, "MISSING_KEY"),
-            KeyApiError::KeyRevoked(_) => (StatusCode::GONE, "KEY_REVOKED"),
+            // 404, as the coordinator answers for a key it does not serve:
+            // no gRPC code maps to 410, and the Java fetcher reads 404 as
+            // KEY_NOT_FOUND.
+            KeyApiError::KeyRevoked(_) => (StatusCode::NOT_FOUND, "KEY_REVOKED"),
             KeyApiError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
             KeyApiError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
             KeyApiError::AttestationRequired(_) => (StatusCode::FORBIDDEN, "ATTESTATION_REQUIRED"),
@@ -82,10 +86,20 @@ impl IntoResponse for KeyApiError {
             tracing::error!(%detail, "key endpoint unavailable");
         }
         let mut body = KeyApiErrorBody::new(status.as_u16(), reason, self.to_string());
-        if let (KeyApiError::AttestationFailed { reason, .. }, Some(detail)) =
-            (&self, body.details.first_mut())
-        {
-            detail.attestation_reason = Some((*reason).to_owned());
+        if let Some(detail) = body.details.first_mut() {
+            match &self {
+                KeyApiError::AttestationFailed { reason, .. } => {
+                    detail
+                        .metadata
+                        .insert(wire::ATTESTATION_REASON.to_owned(), (*reason).to_owned());
+                }
+                KeyApiError::KeyRevoked(_) => {
+                    detail
+                        .metadata
+                        .insert("keyStatus".to_owned(), "revoked".to_owned());
+                }
+                _ => {}
+            }
         }
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match self {
