@@ -39,6 +39,22 @@ pub struct StoredHead {
 const INDEX_KEY_ENTRY: &str = "INSERT INTO audit_key_entries (key_id, kind, idx) \
      VALUES ($1, $2, $3) ON CONFLICT (key_id, kind) DO NOTHING";
 
+/// Records where key `key_id`'s entry of `kind` is, in a transaction or not.
+async fn index_key_entry<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    key_id: &str,
+    kind: &str,
+    idx: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(INDEX_KEY_ENTRY)
+        .bind(key_id)
+        .bind(kind)
+        .bind(idx)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// A transaction holding the `audit` lock: appends from every replica are
 /// serialised, so the log has one total order.
 pub struct AuditTx {
@@ -85,13 +101,7 @@ impl AuditTx {
         kind: &str,
         idx: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(INDEX_KEY_ENTRY)
-            .bind(key_id)
-            .bind(kind)
-            .bind(idx)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        index_key_entry(&mut *self.tx, key_id, kind, idx).await
     }
 
     /// Stores a completed subtree hash.
@@ -199,13 +209,7 @@ impl Store {
         kind: &str,
         idx: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(INDEX_KEY_ENTRY)
-            .bind(key_id)
-            .bind(kind)
-            .bind(idx)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        index_key_entry(&self.pool, key_id, kind, idx).await
     }
 
     /// The position of key `key_id`'s entry of `kind`, with its text.
