@@ -12,7 +12,7 @@ use crate::audit::witness::Witness;
 use crate::audit::{Audit, TransparencyLog};
 use crate::config::Config;
 use crate::distribution::Distribution;
-use crate::federation::{ExchangeState, Federation};
+use crate::federation::{CredentialCheck, ExchangeState, Federation};
 use crate::governance::{Governance, GovernanceState};
 use crate::http::{KekProbes, Metrics};
 use crate::issuer::Issuer;
@@ -87,6 +87,12 @@ impl FromRef<AppState> for ExchangeState {
             metrics: state.metrics.clone(),
             clock: state.clock.clone(),
         }
+    }
+}
+
+impl FromRef<AppState> for CredentialCheck {
+    fn from_ref(state: &AppState) -> Self {
+        ExchangeState::from_ref(state).into()
     }
 }
 

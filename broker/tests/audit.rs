@@ -90,33 +90,8 @@ fn stdout(out: &Output) -> String {
 }
 
 fn python(request: &Value, script: &str) -> Option<Value> {
-    use std::io::Write as _;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    if !python.exists() {
-        assert!(
-            !keyferry::testing::in_ci(),
-            "{} is missing under CI=true",
-            python.display()
-        );
-        eprintln!("skipping the independent verifier: run scripts/test.sh to create .venv");
-        return None;
-    }
-    let mut child = std::process::Command::new(python)
-        .arg(root.join("tests/tools").join(script))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success());
-    Some(serde_json::from_slice(&out.stdout).expect("json"))
+    let out = common::python::run(script, &[], request.to_string().as_bytes())?;
+    Some(serde_json::from_str(&out).expect("json"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ use cloud_adapters::{KeyWrapper, LocalKek};
 use common::process::serve_with_config;
 use common::tee::SimulatedTee;
 use keyferry::audit::{Audit as _, AuditEntry, TransparencyLog};
-use keyferry::config::{CloudConfig, Config, IssuerEntry, IssuerKind, UnwrapMode};
+use keyferry::config::{CloudConfig, Config, IssuerKind, UnwrapMode};
 use keyferry::storage::Store;
 use keys::RecipientKey;
 use rand::Rng;
@@ -51,15 +51,12 @@ fn config_file(dir: &Path, tee: &SimulatedTee, idp: &NodeIdp) -> std::path::Path
     let mut gcp = CloudConfig::with_kek(GCP_KEK);
     gcp.unwrap = UnwrapMode::Broker;
     config.clouds.gcp = Some(gcp);
-    config.issuers.push(IssuerEntry {
-        name: "workload-idp".into(),
-        kind: IssuerKind::Gcp,
-        issuer: idp.issuer.parse().expect("url"),
-        audience: AUDIENCE.into(),
-        algorithms: None,
-        max_token_lifetime: None,
-        jwks_uri: None,
-    });
+    config.issuers.push(common::issuer(
+        "workload-idp",
+        IssuerKind::Gcp,
+        &idp.issuer,
+        AUDIENCE,
+    ));
     let path = dir.join("keyferry.toml");
     std::fs::write(&path, toml::to_string(&config).expect("TOML")).expect("write config");
     path

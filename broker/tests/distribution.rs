@@ -12,7 +12,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::{Broker, Db};
 use idp::IssuerKind;
 use keyferry::config::{CloudConfig, UseCaseConfig};
-use keyferry::storage::{KeyRecord, StoredSplit};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -38,63 +37,6 @@ async fn broker(db: Db) -> Option<Broker> {
     Some(broker)
 }
 
-/// A key of `use_case` created `age` ago, with split `split` wrapped by
-/// the storage KEK and by the KEKs of `clouds`.
-async fn key(
-    broker: &Broker,
-    id: &str,
-    use_case: &str,
-    status: &str,
-    age: Duration,
-    split: &[u8],
-    clouds: &[&str],
-) {
-    let state = &broker.state;
-    let created = state.now_ms() - age.as_millis() as i64;
-    let mut splits = vec![StoredSplit {
-        kek_uri: state.storage_kek.kek_uri().to_string(),
-        ciphertext: state.storage_kek.wrap(split).await.expect("wrap"),
-    }];
-    for (name, kek) in &state.cloud_keks {
-        if clouds.contains(&name.as_str()) {
-            splits.push(StoredSplit {
-                kek_uri: kek.kek_uri().to_string(),
-                ciphertext: kek.wrap(split).await.expect("wrap"),
-            });
-        }
-    }
-    let record = KeyRecord {
-        id: id.into(),
-        use_case: use_case.into(),
-        status: status.into(),
-        public_key: vec![7; 32],
-        public_keyset: r#"{"primaryKeyId":1,"key":[]}"#.into(),
-        creation_time: created,
-        activation_time: created,
-        expiration_time: created + 7 * 86_400_000,
-        ttl_time: created + 14 * 86_400_000,
-        signature: "c2lnLWE=".into(),
-        peer_signature: "c2lnLWI=".into(),
-        handover_attempts: 0,
-        next_attempt_at: 0,
-        revoked_at: None,
-    };
-    state
-        .store
-        .insert_received_key(
-            &record,
-            &splits,
-            &keyferry::audit::AuditEvent::new(
-                keyferry::audit::EventKind::KeyReceived,
-                "test",
-                serde_json::json!({}),
-            )
-            .outbox(0),
-        )
-        .await
-        .expect("insert key");
-}
-
 fn credential(broker: &Broker, adtech: &str, cloud: IssuerKind, scopes: &[&str]) -> String {
     broker.credential(adtech, cloud, scopes, Duration::from_secs(600))
 }
@@ -107,26 +49,26 @@ async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(d
     let Some(broker) = broker(db).await else {
         return;
     };
-    key(
-        &broker,
-        "k-1",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"split-a-bytes-32-long-xxxxxxxxxx",
-        &["aws", "gcp"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-old",
-        OPEN,
-        "active",
-        Duration::from_secs(7200),
-        b"old",
-        &["aws"],
-    )
-    .await;
+    broker
+        .insert_key(
+            "k-1",
+            OPEN,
+            "active",
+            Duration::from_secs(60),
+            b"split-a-bytes-32-long-xxxxxxxxxx",
+            &["aws", "gcp"],
+        )
+        .await;
+    broker
+        .insert_key(
+            "k-old",
+            OPEN,
+            "active",
+            Duration::from_secs(7200),
+            b"old",
+            &["aws"],
+        )
+        .await;
     let aws = credential(&broker, "adtech-1", IssuerKind::Aws, &["keys:read"]);
 
     let (status, body) = broker
@@ -144,8 +86,13 @@ async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(d
     let own = &body["keyData"][0];
     assert_eq!(own["keyEncryptionKeyUri"], "local-kek://aws-splits");
     assert_eq!(own["publicKeySignature"], "c2lnLWE=");
-    assert_eq!(body["keyData"][1]["keyMaterial"], "");
-    assert_eq!(body["keyData"][1]["publicKeySignature"], "c2lnLWI=");
+    // The other coordinator's entry: its signature, and the other two string
+    // members printed with their default values, as the C++ fetcher requires
+    // of every entry (`private_key_fetcher_provider_utils.cc`).
+    assert_eq!(
+        body["keyData"][1],
+        json!({"publicKeySignature": "c2lnLWI=", "keyEncryptionKeyUri": "", "keyMaterial": ""})
+    );
     // The material is the AWS KEK's ciphertext of the split.
     let wrapped = B64
         .decode(own["keyMaterial"].as_str().expect("material"))
@@ -191,8 +138,36 @@ async fn a_workload_gets_its_clouds_wrapped_split_in_the_privacy_sandbox_shape(d
         .collect();
     assert_eq!(names, ["encryptionKeys/k-1"]);
 
+    // The whole int32 range, as the coordinator answers it: 0 is nothing
+    // recent, 2147483647 every key still served.
+    for (max_age, expected) in [
+        ("0", vec![]),
+        (
+            "2147483647",
+            vec!["encryptionKeys/k-1", "encryptionKeys/k-old"],
+        ),
+    ] {
+        let (status, body) = broker
+            .call(
+                Method::GET,
+                &format!("/v1alpha/encryptionKeys:recent?maxAgeSeconds={max_age}&useCase={OPEN}"),
+                Some(&aws),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{max_age}: {body}");
+        let names: Vec<&str> = body["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["name"].as_str())
+            .collect();
+        assert_eq!(names, expected, "{max_age}");
+    }
+
+    // Every answered fetch is audited, the empty one too.
     let fetched = broker.audit_of_kind("keys.fetched").await;
-    assert_eq!(fetched.len(), 3);
+    assert_eq!(fetched.len(), 5);
     assert_eq!(fetched[0]["actor"], "adtech:adtech-1");
     assert_eq!(fetched[0]["details"]["cloud"], "aws");
     assert_eq!(fetched[0]["details"]["keyIds"], json!(["k-1"]));
@@ -203,46 +178,46 @@ async fn every_refusal_has_its_status_and_reason() {
     let Some(broker) = broker(Db::Sqlite).await else {
         return;
     };
-    key(
-        &broker,
-        "k-1",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"s",
-        &["aws"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-pending",
-        OPEN,
-        "pending",
-        Duration::from_secs(60),
-        b"s",
-        &["aws"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-attested",
-        ATTESTED,
-        "active",
-        Duration::from_secs(60),
-        b"s",
-        &["aws"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-revoked",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"s",
-        &["aws"],
-    )
-    .await;
+    broker
+        .insert_key(
+            "k-1",
+            OPEN,
+            "active",
+            Duration::from_secs(60),
+            b"s",
+            &["aws"],
+        )
+        .await;
+    broker
+        .insert_key(
+            "k-pending",
+            OPEN,
+            "pending",
+            Duration::from_secs(60),
+            b"s",
+            &["aws"],
+        )
+        .await;
+    broker
+        .insert_key(
+            "k-attested",
+            ATTESTED,
+            "active",
+            Duration::from_secs(60),
+            b"s",
+            &["aws"],
+        )
+        .await;
+    broker
+        .insert_key(
+            "k-revoked",
+            OPEN,
+            "active",
+            Duration::from_secs(60),
+            b"s",
+            &["aws"],
+        )
+        .await;
     broker
         .state
         .keys
@@ -356,6 +331,18 @@ async fn every_refusal_has_its_status_and_reason() {
             "INVALID_ARGUMENT",
         ),
         (
+            "/v1alpha/encryptionKeys:recent?maxAgeSeconds=-1",
+            Some(aws.clone()),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "/v1alpha/encryptionKeys:recent?maxAgeSeconds=2147483648",
+            Some(aws.clone()),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
             "/v1alpha/encryptionKeys:recent?maxAgeSeconds=60",
             Some(aws.clone()),
             403,
@@ -368,6 +355,7 @@ async fn every_refusal_has_its_status_and_reason() {
             "INVALID_ARGUMENT",
         ),
     ];
+    let mut answered = Vec::new();
     for (path, token, status, expected) in cases {
         let (got, body) = broker.call(Method::GET, path, token.as_deref(), None).await;
         assert_eq!((got, reason(&body)), (status, expected), "{path}: {body}");
@@ -375,6 +363,91 @@ async fn every_refusal_has_its_status_and_reason() {
         assert_eq!(body["code"], wire::grpc_code(status), "{path}: {body}");
         assert_eq!(body["details"][0]["domain"], "keyferry", "{path}: {body}");
         assert_error_proto(&body);
+        answered.push(json!({"status": status, "body": body}));
+    }
+    // What the framework refuses on the key API's paths is an ErrorResponse
+    // too: a wrong method, an unknown route, an oversized release body.
+    let raw = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let allow = response.headers().get("allow").cloned();
+        (status, allow, response.json::<Value>().await.expect("JSON"))
+    };
+    let base = &broker.base;
+    for (request, status, expected) in [
+        (
+            broker
+                .client
+                .post(format!("{base}/v1alpha/encryptionKeys/k-1")),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            broker
+                .client
+                .get(format!("{base}/v1alpha/encryptionKeys/k-1/more")),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            broker
+                .client
+                .post(format!("{base}/v1/encryptionKeys:release"))
+                .bearer_auth(&aws)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 128 * 1024]),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ] {
+        let (got, allow, body) = raw(request).await;
+        assert_eq!((got, reason(&body)), (status, expected), "{body}");
+        assert_eq!(body["code"], wire::grpc_code(status), "{body}");
+        assert_error_proto(&body);
+        if status == 405 {
+            assert!(allow.is_some(), "405 keeps its Allow header");
+        }
+        answered.push(json!({"status": status, "body": body}));
+    }
+
+    // An expired credential (the clock moves, so it comes last).
+    let expiring = broker.credential(
+        "adtech-1",
+        IssuerKind::Aws,
+        &["keys:read"],
+        Duration::from_secs(60),
+    );
+    broker.clock().advance(Duration::from_secs(3600));
+    let (status, body) = broker
+        .call(
+            Method::GET,
+            "/v1alpha/encryptionKeys/k-1",
+            Some(&expiring),
+            None,
+        )
+        .await;
+    assert_eq!((status, reason(&body)), (401, "UNAUTHENTICATED"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired")),
+        "{body}"
+    );
+    answered.push(json!({"status": status, "body": body}));
+    // And through protobuf's own parser, with the proto's schema and unknown
+    // fields refused, as the Java fetcher parses them.
+    if let Some(parsed) = common::python::run(
+        "error_proto.py",
+        &[],
+        Value::Array(answered.clone()).to_string().as_bytes(),
+    ) {
+        assert_eq!(parsed.lines().count(), answered.len(), "{parsed}");
+        assert!(
+            parsed.contains("401 UNAUTHENTICATED UNAUTHENTICATED"),
+            "{parsed}"
+        );
+        assert!(parsed.contains("404 NOT_FOUND KEY_REVOKED"), "{parsed}");
+        assert!(parsed.contains("503 UNAVAILABLE UNAVAILABLE"), "{parsed}");
     }
     // Nothing refused was audited as a fetch.
     assert!(broker.audit_of_kind("keys.fetched").await.is_empty());
@@ -385,36 +458,29 @@ async fn enabling_a_cloud_rewraps_live_keys_from_the_storage_copy() {
     let Some(broker) = broker(Db::Sqlite).await else {
         return;
     };
-    key(
-        &broker,
-        "k-1",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"split-one",
-        &["aws"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-2",
-        OPEN,
-        "pending",
-        Duration::from_secs(60),
-        b"split-two",
-        &["aws"],
-    )
-    .await;
-    key(
-        &broker,
-        "k-gone",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"x",
-        &[],
-    )
-    .await;
+    broker
+        .insert_key(
+            "k-1",
+            OPEN,
+            "active",
+            Duration::from_secs(60),
+            b"split-one",
+            &["aws"],
+        )
+        .await;
+    broker
+        .insert_key(
+            "k-2",
+            OPEN,
+            "pending",
+            Duration::from_secs(60),
+            b"split-two",
+            &["aws"],
+        )
+        .await;
+    broker
+        .insert_key("k-gone", OPEN, "active", Duration::from_secs(60), b"x", &[])
+        .await;
     broker
         .state
         .keys
@@ -488,16 +554,16 @@ async fn a_credential_stops_working_when_its_mapping_is_removed() {
     let Some(broker) = broker(Db::Sqlite).await else {
         return;
     };
-    key(
-        &broker,
-        "k-1",
-        OPEN,
-        "active",
-        Duration::from_secs(60),
-        b"split-a-bytes-32-long-xxxxxxxxxx",
-        &["aws"],
-    )
-    .await;
+    broker
+        .insert_key(
+            "k-1",
+            OPEN,
+            "active",
+            Duration::from_secs(60),
+            b"split-a-bytes-32-long-xxxxxxxxxx",
+            &["aws"],
+        )
+        .await;
     let aws = credential(&broker, "adtech-1", IssuerKind::Aws, &["keys:read"]);
     let fetch = || broker.call(Method::GET, "/v1alpha/encryptionKeys/k-1", Some(&aws), None);
     assert_eq!(fetch().await.0, 200);

@@ -268,6 +268,7 @@ fn coordinator_config(
         algorithms: None,
         max_token_lifetime: None,
         jwks_uri: None,
+        accept_as_bearer: false,
     })
     .collect();
     config

@@ -26,7 +26,7 @@ use common::governance::{Member, ballot, member_configs, propose};
 use common::tee::SimulatedTee;
 use common::{Broker, Db};
 use idp::ManualClock;
-use keyferry::config::{CloudConfig, Config, IssuerEntry, IssuerKind, Role, UnwrapMode};
+use keyferry::config::{CloudConfig, Config, IssuerKind, Role, UnwrapMode};
 use keyferry::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -434,15 +434,9 @@ async fn broker_trusting(idp: &NodeIdp, jwks: &FaultProxy) -> Broker {
     let jwks_uri = jwks.url_for(discovery["jwks_uri"].as_str().expect("jwks_uri"));
     let broker = Broker::builder()
         .tweak(|c| {
-            c.issuers.push(IssuerEntry {
-                name: "workload-idp".into(),
-                kind: IssuerKind::Gcp,
-                issuer: idp.issuer.parse().expect("url"),
-                audience: AUDIENCE.into(),
-                algorithms: None,
-                max_token_lifetime: None,
-                jwks_uri: Some(jwks_uri.parse().expect("url")),
-            })
+            let mut issuer = common::issuer("workload-idp", IssuerKind::Gcp, &idp.issuer, AUDIENCE);
+            issuer.jwks_uri = Some(jwks_uri.parse().expect("url"));
+            c.issuers.push(issuer);
         })
         .start_sqlite()
         .await;

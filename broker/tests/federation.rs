@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Broker, Db, Serve};
@@ -88,36 +87,10 @@ impl Broker {
     }
 }
 
-fn python() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if path.exists() {
-        return Some(path);
-    }
-    if keyferry::testing::in_ci() {
-        panic!(
-            "{} is missing under CI=true: scripts/test.sh installs it",
-            path.display()
-        );
-    }
-    eprintln!("skipping the PyJWT check: run scripts/test.sh to create .venv");
-    None
-}
-
 /// Verifies a credential with PyJWT; returns its header and claims.
 fn verify_independently(token: &str, issuer: &str) -> Option<Value> {
-    let python = python()?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/verify_jwt.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .args([token, issuer, issuer])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "PyJWT refused the credential: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).expect("JSON"))
+    let out = common::python::run("verify_jwt.py", &[token, issuer, issuer], b"")?;
+    Some(serde_json::from_str(&out).expect("JSON"))
 }
 
 fn cloud_claims(cloud: &str) -> (&'static str, &'static str, Value) {
@@ -651,9 +624,120 @@ async fn a_flood_of_refusals_is_audited_within_a_budget_and_counted() {
     );
 }
 
+/// A stock Privacy Sandbox GCP key fetcher sends its own ID token as the
+/// Bearer, with no exchange step: accepted only where the issuer opts in
+/// (`accept_as_bearer`), exchanged there as `POST /v1/token` would and
+/// audited as an exchange, once per token.
+async fn a_workload_id_token_is_a_bearer_only_where_its_issuer_opts_in(db: Db) {
+    const SUBJECT: &str = "112233445566778899001";
+    for opt_in in [true, false] {
+        let Some(mut env) = env(db, IssuerKind::Gcp, |c| {
+            c.use_cases[0].require_attestation = false;
+            c.clouds.gcp = Some(keyferry::config::CloudConfig::with_kek(
+                "local-kek://gcp-splits",
+            ));
+            for issuer in &mut c.issuers {
+                issuer.accept_as_bearer = opt_in;
+            }
+        })
+        .await
+        else {
+            return;
+        };
+        env.onboard("acme", "gcp", SUBJECT, json!([])).await;
+        env.insert_key(
+            "k-1",
+            "aggregation-service",
+            "active",
+            Duration::from_secs(60),
+            b"split",
+            &["gcp"],
+        )
+        .await;
+        // What the fetcher holds: a GCP-shaped ID token for the configured
+        // audience, straight from the workload's IdP.
+        let id_token = env
+            .idp()
+            .token(common::gcp_workload_claims(SUBJECT, AUDIENCE))
+            .await;
+        let stranger = env
+            .idp()
+            .token(common::gcp_workload_claims("999", AUDIENCE))
+            .await;
+        let elsewhere = env
+            .idp()
+            .token(common::gcp_workload_claims(SUBJECT, "someone-else"))
+            .await;
+        let fetch = |token: String| {
+            let env = &env;
+            async move {
+                env.call(
+                    reqwest::Method::GET,
+                    "/v1alpha/encryptionKeys/k-1",
+                    Some(&token),
+                    None,
+                )
+                .await
+            }
+        };
+        let (status, body) = fetch(id_token.clone()).await;
+        if !opt_in {
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["code"], 16, "UNAUTHENTICATED: {body}");
+            assert_eq!(body["details"][0]["reason"], "UNAUTHENTICATED");
+            assert!(env.audit_of_kind("token.exchange").await.is_empty());
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["name"], "encryptionKeys/k-1");
+        assert_eq!(
+            body["keyData"][0]["keyEncryptionKeyUri"],
+            "local-kek://gcp-splits"
+        );
+        // The same token again: served from its exchange, not exchanged anew.
+        let (status, body) = fetch(id_token.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        let exchanges = env.audit_of_kind("token.exchange").await;
+        assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+        let allowed = &exchanges[0]["details"];
+        assert_eq!(allowed["decision"], "allow");
+        assert_eq!(allowed["via"], "bearer");
+        assert_eq!(allowed["subject"], SUBJECT);
+        assert_eq!(allowed["scope"], "keys:read", "only the endpoint's scope");
+        let fetched = env.audit_of_kind("keys.fetched").await;
+        assert_eq!(fetched.len(), 2);
+        assert_eq!(fetched[0]["actor"], "adtech:acme");
+
+        // An identity no mapping names: refused as the key API refuses, and
+        // audited as a refused exchange.
+        let (status, body) = fetch(stranger).await;
+        assert_eq!((status, body["code"].as_i64()), (403, Some(7)), "{body}");
+        assert_eq!(body["details"][0]["reason"], "PERMISSION_DENIED");
+        // A token for another audience is a bad token.
+        let (status, body) = fetch(elsewhere).await;
+        assert_eq!((status, body["code"].as_i64()), (401, Some(16)), "{body}");
+        let exchanges = env.audit_of_kind("token.exchange").await;
+        let denied: Vec<(&str, &str)> = exchanges
+            .iter()
+            .filter(|e| e["details"]["decision"] == "deny")
+            .map(|e| {
+                (
+                    e["details"]["reason"].as_str().unwrap_or(""),
+                    e["details"]["via"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            denied,
+            [("no_mapping", "bearer"), ("wrong_audience", "bearer")]
+        );
+    }
+}
+
 keyferry::on_both_backends!(
     db:
     each_clouds_token_is_exchanged_for_a_credential_that_verifies_independently,
     every_failed_check_is_refused_with_its_own_reason,
     an_identity_past_its_rate_limit_gets_429_with_retry_after,
+    a_workload_id_token_is_a_bearer_only_where_its_issuer_opts_in,
 );

@@ -14,7 +14,6 @@ use common::tee::{MEASUREMENT, SimulatedTee};
 use common::{Broker, Db};
 use idp::IssuerKind;
 use keyferry::config::{CloudConfig, UnwrapMode};
-use keyferry::storage::{KeyRecord, StoredSplit};
 use keys::RecipientKey;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -37,48 +36,17 @@ async fn setup(db: Db) -> Option<Setup> {
         c.clouds.gcp = Some(gcp);
     })
     .await?;
-    let now = broker.state.now_ms();
     broker.insert_adtech("adtech-1", &[USE_CASE]).await;
-    let state = &broker.state;
-    let mut splits = vec![StoredSplit {
-        kek_uri: state.storage_kek.kek_uri().to_string(),
-        ciphertext: state.storage_kek.wrap(SPLIT).await.expect("wrap"),
-    }];
-    for (_, kek) in &state.cloud_keks {
-        splits.push(StoredSplit {
-            kek_uri: kek.kek_uri().to_string(),
-            ciphertext: kek.wrap(SPLIT).await.expect("wrap"),
-        });
-    }
-    state
-        .store
-        .insert_received_key(
-            &KeyRecord {
-                id: "k-1".into(),
-                use_case: USE_CASE.into(),
-                status: "active".into(),
-                public_key: vec![9; 32],
-                public_keyset: "{}".into(),
-                creation_time: now - 1000,
-                activation_time: now - 1000,
-                expiration_time: now + 86_400_000,
-                ttl_time: now + 2 * 86_400_000,
-                signature: "c2ln".into(),
-                peer_signature: "c2ln".into(),
-                handover_attempts: 0,
-                next_attempt_at: 0,
-                revoked_at: None,
-            },
-            &splits,
-            &keyferry::audit::AuditEvent::new(
-                keyferry::audit::EventKind::KeyReceived,
-                "test",
-                serde_json::json!({}),
-            )
-            .outbox(0),
+    broker
+        .insert_key(
+            "k-1",
+            USE_CASE,
+            "active",
+            Duration::from_secs(1),
+            SPLIT,
+            &["aws", "gcp"],
         )
-        .await
-        .expect("key");
+        .await;
     Some(Setup { broker, tee })
 }
 
@@ -143,6 +111,13 @@ impl<'a> Workload<'a> {
             )
             .await
     }
+}
+
+/// Keeps a refusal's status and body for the strict parse at the end of a
+/// test; returns the status.
+fn seen(answered: &mut Vec<Value>, status: u16, body: &Value) -> u16 {
+    answered.push(json!({"status": status, "body": body}));
+    status
 }
 
 fn attestation_reason(body: &Value) -> (&str, &str) {
@@ -224,6 +199,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     };
     let w = Workload::new(&setup, IssuerKind::Aws);
     let mut expected = Vec::new();
+    let mut answered = Vec::new();
 
     // Wrong measurement.
     let nonce = w.nonce().await;
@@ -231,7 +207,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         .release(&nonce, w.evidence(&nonce, |f| f.measurement = [0x22; 48]))
         .await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "measurement_not_allowed"))
     );
     expected.push("measurement_not_allowed");
@@ -242,7 +221,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         .release(&nonce, w.evidence(&nonce, |f| f.policy |= 1 << 19))
         .await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "debug_not_allowed"))
     );
     expected.push("debug_not_allowed");
@@ -259,7 +241,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         )
         .await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "report_data_mismatch"))
     );
     expected.push("report_data_mismatch");
@@ -270,7 +255,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     assert_eq!(w.release(&nonce, evidence.clone()).await.0, 200);
     let (status, body) = w.release(&nonce, evidence).await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "nonce_unknown"))
     );
     expected.push("nonce_unknown");
@@ -291,7 +279,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     let nonce = owner.nonce().await;
     let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "nonce_not_yours"))
     );
     expected.push("nonce_not_yours");
@@ -308,7 +299,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     setup.broker.clock().advance(Duration::from_secs(301));
     let (status, body) = w.release(&nonce, w.evidence(&nonce, |_| {})).await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "nonce_expired"))
     );
     expected.push("nonce_expired");
@@ -323,7 +317,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     evidence["report"] = json!(B64.encode(report));
     let (status, body) = w.release(&nonce, evidence).await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "report_signature_invalid"))
     );
     expected.push("report_signature_invalid");
@@ -334,7 +331,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     evidence["report"] = json!(B64.encode([0u8; 100]));
     let (status, body) = w.release(&nonce, evidence).await;
     assert_eq!(
-        (status, attestation_reason(&body)),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body)
+        ),
         (403, ("ATTESTATION_FAILED", "report_malformed"))
     );
     expected.push("report_malformed");
@@ -355,7 +355,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         .release(&nonce, stranger.evidence(&nonce, |_| {}))
         .await;
     assert_eq!(
-        (status, attestation_reason(&body).0),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body).0
+        ),
         (403, "PERMISSION_DENIED")
     );
     expected.push("PERMISSION_DENIED");
@@ -371,7 +374,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         )
         .await;
     assert_eq!(
-        (status, attestation_reason(&body).0),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body).0
+        ),
         (403, "ATTESTATION_REQUIRED")
     );
     // ... and a release body without evidence is malformed.
@@ -386,7 +392,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         )
         .await;
     assert_eq!(
-        (status, attestation_reason(&body).0),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body).0
+        ),
         (400, "INVALID_ARGUMENT")
     );
     expected.push("INVALID_ARGUMENT");
@@ -412,7 +421,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         )
         .await;
     assert_eq!(
-        (status, attestation_reason(&body).0),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body).0
+        ),
         (401, "UNAUTHENTICATED")
     );
     let (status, body) = setup
@@ -425,7 +437,10 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         )
         .await;
     assert_eq!(
-        (status, attestation_reason(&body).0),
+        (
+            seen(&mut answered, status, &body),
+            attestation_reason(&body).0
+        ),
         (401, "UNAUTHENTICATED")
     );
     expected.push("UNAUTHENTICATED");
@@ -443,6 +458,23 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
         })
         .collect();
     assert_eq!(refused, expected);
+    // Every refusal parses with protobuf's own parser as the ErrorResponse
+    // proto, unknown fields refused, as the Java fetcher parses it.
+    if let Some(parsed) = common::python::run(
+        "error_proto.py",
+        &[],
+        Value::Array(answered.clone()).to_string().as_bytes(),
+    ) {
+        assert_eq!(parsed.lines().count(), answered.len(), "{parsed}");
+        assert!(
+            parsed.contains("403 PERMISSION_DENIED ATTESTATION_FAILED"),
+            "{parsed}"
+        );
+        assert!(
+            parsed.contains("403 PERMISSION_DENIED ATTESTATION_REQUIRED"),
+            "{parsed}"
+        );
+    }
     // Refusals after verification carry the attested claims.
     let first = &setup.broker.audit_of_kind("keys.release_refused").await[0];
     assert_eq!(

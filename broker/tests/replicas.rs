@@ -22,7 +22,7 @@ use common::Broker;
 use common::tee::SimulatedTee;
 use futures::future::join_all;
 use idp::ManualClock;
-use keyferry::config::{CloudConfig, Config, IssuerEntry, IssuerKind, Role};
+use keyferry::config::{CloudConfig, Config, IssuerKind, Role};
 use keyferry::testing::TestDb;
 use keys::RecipientKey;
 use reqwest::Method;
@@ -50,15 +50,12 @@ fn shared(c: &mut Config, db_url: &str, public: &str, peer: &str, idp: &str, tee
     c.server.public_url = Some(public.parse().expect("url"));
     c.coordinator.peer_url = Some(peer.into());
     c.clouds.gcp = Some(CloudConfig::with_kek("local-kek://gcp-splits"));
-    c.issuers.push(IssuerEntry {
-        name: "workload-idp".into(),
-        kind: IssuerKind::Gcp,
-        issuer: idp.parse().expect("url"),
-        audience: AUDIENCE.into(),
-        algorithms: None,
-        max_token_lifetime: None,
-        jwks_uri: None,
-    });
+    c.issuers.push(common::issuer(
+        "workload-idp",
+        IssuerKind::Gcp,
+        idp,
+        AUDIENCE,
+    ));
     tee.configure(c);
 }
 

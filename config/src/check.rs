@@ -522,6 +522,7 @@ mod tests {
             algorithms: None,
             max_token_lifetime: None,
             jwks_uri: None,
+            accept_as_bearer: false,
         });
         let problems = c.check().expect_err("refused");
         assert_eq!(
@@ -602,6 +603,7 @@ mod tests {
                 algorithms: None,
                 max_token_lifetime: None,
                 jwks_uri: None,
+                accept_as_bearer: false,
             }];
             assert_eq!(c.check().is_ok(), ok, "{url}");
         }

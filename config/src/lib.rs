@@ -410,6 +410,12 @@ pub struct IssuerEntry {
     /// Skip discovery and fetch keys here.
     #[serde(default)]
     pub jwks_uri: Option<Url>,
+    /// Accept this issuer's tokens directly as the Bearer of the key
+    /// endpoints, exchanged there as `POST /v1/token` would (for stock
+    /// Privacy Sandbox GCP clients, which have no exchange step). Off by
+    /// default: see docs/identity.md for the trade-off.
+    #[serde(default)]
+    pub accept_as_bearer: bool,
 }
 
 impl IssuerEntry {

@@ -45,24 +45,47 @@ pub struct KeyApiErrorDetail {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The gRPC status code the coordinator answers with an HTTP status
-/// (`com.google.scp.shared.api.model.Code`): the Java fetcher refuses a
-/// code outside that table, so an unlisted status is `UNKNOWN` (2).
+/// The codes of the coordinator's table (`com.google.scp.shared.api.model.Code`)
+/// with the HTTP status each stands for. `Code.fromRpcStatusCode` throws on
+/// any other number, so the Java fetcher turns a body with one into an
+/// exception of its own: UNIMPLEMENTED (12) is commented out of that table
+/// and so is not in this one.
+pub const CODE_TABLE: [(i32, &str, u16); 17] = [
+    (0, "OK", 200),
+    (17, "ACCEPTED", 202),
+    (1, "CANCELLED", 499),
+    (2, "UNKNOWN", 500),
+    (3, "INVALID_ARGUMENT", 400),
+    (4, "DEADLINE_EXCEEDED", 504),
+    (5, "NOT_FOUND", 404),
+    (6, "ALREADY_EXISTS", 409),
+    (7, "PERMISSION_DENIED", 403),
+    (16, "UNAUTHENTICATED", 401),
+    (8, "RESOURCE_EXHAUSTED", 429),
+    (9, "FAILED_PRECONDITION", 400),
+    (10, "ABORTED", 409),
+    (11, "OUT_OF_RANGE", 400),
+    (13, "INTERNAL", 500),
+    (14, "UNAVAILABLE", 503),
+    (15, "DATA_LOSS", 500),
+];
+
+/// The gRPC status code for an HTTP status: the table's code for it, the
+/// general one where the table has several (400 → INVALID_ARGUMENT, 409 →
+/// ALREADY_EXISTS, 500 → INTERNAL), and for a status the table lacks the
+/// code of its class, so a client still reads "your request" or "our
+/// fault": another 4xx (405, 408, 413, 415, 431) is INVALID_ARGUMENT,
+/// another 5xx is UNKNOWN.
 pub fn grpc_code(http_status: u16) -> i32 {
     match http_status {
-        200 => 0,
-        400 | 413 => 3,
-        401 => 16,
-        403 => 7,
-        404 => 5,
+        400 => 3,
         409 => 6,
-        412 => 9,
-        429 => 8,
         500 => 13,
-        501 => 12,
-        503 => 14,
-        504 => 4,
-        _ => 2,
+        status => CODE_TABLE
+            .iter()
+            .find(|(_, _, http)| *http == status)
+            .map(|(code, _, _)| *code)
+            .unwrap_or(if (400..500).contains(&status) { 3 } else { 2 }),
     }
 }
 
@@ -117,12 +140,31 @@ mod tests {
             (401, 16),
             (403, 7),
             (404, 5),
+            (409, 6),
             (429, 8),
             (500, 13),
             (503, 14),
-            (418, 2),
+            (504, 4),
+            (405, 3),
+            (408, 3),
+            (413, 3),
+            (415, 3),
+            (501, 2),
+            (502, 2),
         ] {
             assert_eq!(grpc_code(status), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn every_status_maps_to_a_code_the_java_fetcher_knows() {
+        for status in 100..600 {
+            let code = grpc_code(status);
+            assert!(
+                CODE_TABLE.iter().any(|(known, _, _)| *known == code),
+                "{status} → {code}"
+            );
+            assert_ne!(code, 12, "UNIMPLEMENTED is not in Code.java's table");
         }
     }
 }

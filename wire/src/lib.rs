@@ -26,7 +26,9 @@ mod peer;
 mod release;
 mod token;
 
-pub use error::{ATTESTATION_REASON, ERROR_DOMAIN, KeyApiErrorBody, KeyApiErrorDetail, grpc_code};
+pub use error::{
+    ATTESTATION_REASON, CODE_TABLE, ERROR_DOMAIN, KeyApiErrorBody, KeyApiErrorDetail, grpc_code,
+};
 pub use key::{EncryptionKey, EncryptionKeyList, KEY_TYPE, KeyData};
 pub use manifest::{ES256, KeyInclusion, KeySignature, SignedKey, SignedKeyList, TYPE1, TYPE2};
 pub use peer::{

@@ -74,6 +74,7 @@ impl Fixture {
             algorithms: None,
             max_token_lifetime: None,
             jwks_uri: None,
+            accept_as_bearer: false,
         }];
         let token_file = config.data_dir.join("admin-token");
         let server = Server::bind(config).await?;

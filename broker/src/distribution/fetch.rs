@@ -13,9 +13,6 @@ use super::{Distribution, KeyAccess, KeyApiError, Unattested};
 use crate::federation::{Caller, KeysRead};
 use crate::storage::KeyRecord;
 
-/// The longest `maxAgeSeconds` accepted: a year, far beyond any key's TTL.
-const MAX_AGE_LIMIT_SECS: i64 = 365 * 24 * 3600;
-
 /// `GET /v1alpha/encryptionKeys/{keyId}`
 pub(super) async fn get_key(
     State(service): State<Arc<Distribution>>,
@@ -62,8 +59,13 @@ async fn wrapped(
     Ok(encryption_key(key, service.role, material))
 }
 
-/// The query of `:recent`, parsed strictly: an unknown parameter is a
-/// client mistake worth telling, not something to ignore.
+/// The query of `:recent`, read as the Privacy Sandbox coordinator reads it
+/// (`ListRecentEncryptionKeysRequestHandler`): `maxAgeSeconds` is a required
+/// int32 (Java's `Integer.parseInt`: optional sign, decimal digits), negative
+/// is refused, the first occurrence counts and parameters it does not know are
+/// ignored, so a stock client's request means here what it means there.
+/// `useCase` is Keyferry's own and must not be ambiguous: given twice, it is
+/// refused rather than guessed.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct RecentQuery {
     pub(super) max_age_secs: i64,
@@ -76,34 +78,31 @@ impl RecentQuery {
         let mut use_case = None;
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
-                "maxAgeSeconds" if max_age.is_none() => max_age = Some(value.into_owned()),
+                "maxAgeSeconds" => {
+                    max_age.get_or_insert(value);
+                }
                 "useCase" if use_case.is_none() => use_case = Some(value.into_owned()),
-                "maxAgeSeconds" | "useCase" => {
-                    return Err(KeyApiError::InvalidArgument(format!(
-                        "`{name}` given more than once"
-                    )));
+                "useCase" => {
+                    return Err(KeyApiError::InvalidArgument(
+                        "`useCase` given more than once".into(),
+                    ));
                 }
-                other => {
-                    return Err(KeyApiError::InvalidArgument(format!(
-                        "unknown query parameter `{}`",
-                        other.chars().take(40).collect::<String>()
-                    )));
-                }
+                _ => {}
             }
         }
-        let max_age = max_age
-            .ok_or_else(|| KeyApiError::InvalidArgument("`maxAgeSeconds` is required".into()))?;
-        let max_age_secs = max_age
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_AGE_LIMIT_SECS).contains(n))
-            .ok_or_else(|| {
-                KeyApiError::InvalidArgument(format!(
-                    "`maxAgeSeconds` must be an integer from 1 to {MAX_AGE_LIMIT_SECS}"
-                ))
-            })?;
+        let max_age = max_age.ok_or_else(|| {
+            KeyApiError::InvalidArgument("maxAgeSeconds query parameter is required.".into())
+        })?;
+        let max_age = max_age.parse::<i32>().map_err(|_| {
+            KeyApiError::InvalidArgument("maxAgeSeconds should be a valid integer.".into())
+        })?;
+        if max_age < 0 {
+            return Err(KeyApiError::InvalidArgument(format!(
+                "Age should be positive, found ({max_age}) instead."
+            )));
+        }
         Ok(RecentQuery {
-            max_age_secs,
+            max_age_secs: i64::from(max_age),
             use_case,
         })
     }
@@ -132,16 +131,41 @@ mod tests {
     }
 
     #[test]
-    fn recent_query_refuses_what_it_does_not_understand() {
+    fn recent_query_takes_the_whole_int32_range_as_the_coordinator_does() {
+        for (query, secs) in [
+            ("maxAgeSeconds=0", 0),
+            ("maxAgeSeconds=2147483647", 2_147_483_647),
+            // `+` in a query is a space; an encoded one is a sign, as for
+            // `Integer.parseInt`.
+            ("maxAgeSeconds=%2B60", 60),
+            ("maxAgeSeconds=007", 7),
+            // The first occurrence counts; unknown parameters are ignored.
+            ("maxAgeSeconds=60&maxAgeSeconds=-1", 60),
+            ("cacheBuster=1&maxAgeSeconds=60&cloud=aws", 60),
+        ] {
+            assert_eq!(
+                RecentQuery::parse(query).expect(query).max_age_secs,
+                secs,
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn recent_query_refuses_what_the_coordinator_refuses() {
         for bad in [
             "",
+            "maxAge=60",
             "maxAgeSeconds=",
-            "maxAgeSeconds=0",
-            "maxAgeSeconds=-5",
+            "maxAgeSeconds=-1",
+            "maxAgeSeconds=-2147483648",
+            "maxAgeSeconds=2147483648",
             "maxAgeSeconds=1e3",
-            "maxAgeSeconds=99999999999999999999",
-            "maxAgeSeconds=60&maxAgeSeconds=70",
-            "maxAgeSeconds=60&cloud=aws",
+            "maxAgeSeconds=1.0",
+            "maxAgeSeconds=%2060",
+            "maxAgeSeconds=+60",
+            "maxAgeSeconds=abc",
+            "maxAgeSeconds=60&useCase=a&useCase=b",
         ] {
             assert!(
                 matches!(

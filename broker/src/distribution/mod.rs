@@ -43,8 +43,8 @@ pub use release::{Release, ReleaseSetupError};
 
 use crate::audit::Audit;
 use crate::config::{Config, Role, UnwrapMode, UseCaseConfig};
+use crate::federation::CredentialCheck;
 use crate::http::Metrics;
-use crate::issuer::Issuer;
 use crate::storage::Store;
 
 /// The key endpoints' service: the store, the clock, the audit log, this
@@ -152,7 +152,7 @@ pub(crate) fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Distribution>: FromRef<S>,
-    Arc<Issuer>: FromRef<S>,
+    CredentialCheck: FromRef<S>,
 {
     Router::new()
         .route("/v1alpha/encryptionKeys:recent", get(fetch::recent_keys))

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use idp::{CredentialRejection, VerifiedCredential};
 use wire::KeyApiErrorBody;
 
+use super::ExchangeState;
 use crate::issuer::Issuer;
 
 /// A scope an endpoint requires.
@@ -53,11 +54,16 @@ pub struct CredentialError {
     status: StatusCode,
     reason: &'static str,
     message: String,
-    bearer_error: &'static str,
+    /// RFC 6750's `error` for `WWW-Authenticate`; none when the refusal is
+    /// not about the credential (the broker is busy or failing).
+    bearer_error: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl CredentialError {
-    /// The stable reason: `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+    /// The stable reason: `UNAUTHENTICATED`, `PERMISSION_DENIED`, or, for a
+    /// workload ID token exchanged at the endpoint (`direct.rs`),
+    /// `RESOURCE_EXHAUSTED` or `UNAVAILABLE`.
     pub fn reason(&self) -> &'static str {
         self.reason
     }
@@ -67,12 +73,43 @@ impl CredentialError {
         &self.message
     }
 
-    fn unauthenticated(message: impl Into<String>) -> Self {
+    pub(super) fn unauthenticated(message: impl Into<String>) -> Self {
         CredentialError {
             status: StatusCode::UNAUTHORIZED,
             reason: "UNAUTHENTICATED",
             message: message.into(),
-            bearer_error: "invalid_token",
+            bearer_error: Some("invalid_token"),
+            retry_after: None,
+        }
+    }
+
+    pub(super) fn permission_denied(message: impl Into<String>) -> Self {
+        CredentialError {
+            status: StatusCode::FORBIDDEN,
+            reason: "PERMISSION_DENIED",
+            message: message.into(),
+            bearer_error: Some("insufficient_scope"),
+            retry_after: None,
+        }
+    }
+
+    pub(super) fn rate_limited(retry_after_secs: u64) -> Self {
+        CredentialError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            reason: "RESOURCE_EXHAUSTED",
+            message: "too many token exchanges for this identity; retry later".into(),
+            bearer_error: None,
+            retry_after: Some(retry_after_secs),
+        }
+    }
+
+    pub(super) fn unavailable(message: impl Into<String>) -> Self {
+        CredentialError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "UNAVAILABLE",
+            message: message.into(),
+            bearer_error: None,
+            retry_after: Some(5),
         }
     }
 }
@@ -80,12 +117,9 @@ impl CredentialError {
 impl From<CredentialRejection> for CredentialError {
     fn from(rejection: CredentialRejection) -> Self {
         match rejection {
-            CredentialRejection::InsufficientScope => CredentialError {
-                status: StatusCode::FORBIDDEN,
-                reason: "PERMISSION_DENIED",
-                message: rejection.to_string(),
-                bearer_error: "insufficient_scope",
-            },
+            CredentialRejection::InsufficientScope => {
+                CredentialError::permission_denied(rejection.to_string())
+            }
             other => CredentialError::unauthenticated(format!("credential refused: {other}")),
         }
     }
@@ -95,29 +129,76 @@ impl IntoResponse for CredentialError {
     fn into_response(self) -> Response {
         let body = KeyApiErrorBody::new(self.status.as_u16(), self.reason, self.message);
         let mut response = (self.status, axum::Json(body)).into_response();
-        let challenge = format!("Bearer error=\"{}\"", self.bearer_error);
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+        let headers = response.headers_mut();
+        if let Some(error) = self.bearer_error
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer error=\"{error}\""))
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
 }
 
-/// Generic over the router's state: all it needs is the broker's [`Issuer`], so a test of
-/// an endpoint behind it builds an issuer, not a whole broker.
+/// What the [`Caller`] extractor checks a Bearer with: the broker's own
+/// issuer and, where the router has them, the token exchange's parts, for the
+/// workload ID tokens of issuers that opt in (`direct.rs`). A router whose
+/// state is just an [`Issuer`] (a test of one endpoint) gets the first alone.
+#[derive(Clone)]
+pub struct CredentialCheck {
+    issuer: Arc<Issuer>,
+    exchange: Option<ExchangeState>,
+}
+
+impl FromRef<Arc<Issuer>> for CredentialCheck {
+    fn from_ref(issuer: &Arc<Issuer>) -> Self {
+        CredentialCheck {
+            issuer: issuer.clone(),
+            exchange: None,
+        }
+    }
+}
+
+impl From<ExchangeState> for CredentialCheck {
+    fn from(exchange: ExchangeState) -> Self {
+        CredentialCheck {
+            issuer: exchange.issuer.clone(),
+            exchange: Some(exchange),
+        }
+    }
+}
+
 impl<S, St> FromRequestParts<St> for Caller<S>
 where
     S: RequiredScope,
     St: Send + Sync,
-    Arc<Issuer>: FromRef<St>,
+    CredentialCheck: FromRef<St>,
 {
     type Rejection = CredentialError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let token = crate::bearer::bearer(parts).map_err(CredentialError::unauthenticated)?;
-        let credential = Arc::<Issuer>::from_ref(state).verify_credential(token, S::SCOPE)?;
+        let check = CredentialCheck::from_ref(state);
+        let credential = match check.issuer.verify_credential(token, S::SCOPE) {
+            Ok(credential) => credential,
+            // Not one of the broker's credentials: perhaps a workload ID
+            // token of an issuer that accepts them as Bearers.
+            Err(rejection @ CredentialRejection::InvalidToken { .. }) => {
+                let exchanged = match &check.exchange {
+                    Some(exchange) => {
+                        super::direct::exchange_bearer(exchange, token, S::SCOPE).await
+                    }
+                    None => None,
+                };
+                match exchanged {
+                    Some(exchanged) => exchanged?,
+                    None => return Err(rejection.into()),
+                }
+            }
+            Err(rejection) => return Err(rejection.into()),
+        };
         Ok(Caller {
             credential,
             _scope: PhantomData,

@@ -4,12 +4,17 @@
 //! - `token`: `POST /v1/token`.
 //! - `credential`: [`Caller`], the extractor every protected workload
 //!   endpoint takes; a handler without it cannot see a caller.
+//! - `direct`: a workload ID token as that Bearer, exchanged on the spot,
+//!   for the issuers that opt in (`accept_as_bearer`).
+//! - `refusals`: which refused exchanges are audited one by one, and the
+//!   counts of the rest.
 //!
 //! The trusted issuers are the configured `[[issuers]]` plus those added
 //! through the admin API (stored, loaded at start); both live in one
 //! [`idp::IssuerRegistry`] that the validator reads on every request.
 
 mod credential;
+mod direct;
 mod refusals;
 mod token;
 
@@ -23,7 +28,9 @@ use axum::extract::FromRef;
 use axum::routing::post;
 use idp::{Clock, IssuerConfig, IssuerRegistry, JwksCache, JwksPolicy, TokenValidator};
 
-pub use credential::{Caller, CredentialError, KeysRead, KeysRelease, RequiredScope};
+pub use credential::{
+    Caller, CredentialCheck, CredentialError, KeysRead, KeysRelease, RequiredScope,
+};
 
 use crate::audit::{Audit, AuditEvent};
 use crate::config::Config;
@@ -60,6 +67,9 @@ pub struct Federation {
     token_ttl: Duration,
     limiter: IdentityLimiter,
     refusals: Refusals,
+    /// Issuers (`iss`) whose tokens the key endpoints take as the Bearer.
+    bearer_issuers: HashSet<String>,
+    direct: direct::DirectBearers,
 }
 
 impl std::fmt::Debug for Federation {
@@ -81,12 +91,16 @@ impl Federation {
         let dev = config.is_dev();
         let registry = IssuerRegistry::new(dev);
         let mut configured = HashSet::new();
+        let mut bearer_issuers = HashSet::new();
         for entry in &config.issuers {
             let issuer = entry.to_idp().map_err(|problem| FederationError::Issuer {
                 name: entry.name.clone(),
                 problem,
             })?;
             configured.insert(issuer.issuer.clone());
+            if entry.accept_as_bearer {
+                bearer_issuers.insert(issuer.issuer.clone());
+            }
             insert(&registry, issuer)?;
         }
         for stored in store.issuers().await? {
@@ -115,6 +129,8 @@ impl Federation {
             token_ttl: config.federation.token_ttl,
             limiter: IdentityLimiter::new(store, TOKEN_EXCHANGES, per_minute),
             refusals: Refusals::new(config.federation.audited_refusals_per_minute),
+            bearer_issuers,
+            direct: direct::DirectBearers::default(),
         }))
     }
 

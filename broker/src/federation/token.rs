@@ -102,12 +102,39 @@ impl TokenRequest {
 }
 
 /// Why an exchange was refused, for audit and metrics.
-struct Denial {
+pub(super) struct Denial {
     error: OAuthError,
-    reason: &'static str,
+    pub(super) reason: &'static str,
 }
 
 impl Denial {
+    /// The HTTP status of its OAuth answer.
+    pub(super) fn status(&self) -> StatusCode {
+        self.error.status
+    }
+
+    /// What its OAuth answer says (never the token).
+    pub(super) fn description(&self) -> &str {
+        &self.error.description
+    }
+
+    /// Its `Retry-After`, when it has one.
+    pub(super) fn retry_after(&self) -> Option<u64> {
+        self.error.retry_after
+    }
+
+    fn unavailable(reason: &'static str, description: &str) -> Self {
+        Denial {
+            error: OAuthError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: "temporarily_unavailable",
+                description: description.into(),
+                retry_after: Some(5),
+            },
+            reason,
+        }
+    }
+
     fn grant(reason: &'static str, description: impl Into<String>) -> Self {
         Denial {
             error: OAuthError::new("invalid_grant", description),
@@ -150,38 +177,63 @@ pub(super) async fn exchange(
     };
     match decision {
         Ok(response) => response,
-        Err(denial) => {
-            let (issuer, subject) = claimed.map_or((None, None), |c| (c.iss, c.sub));
-            state.metrics.token_decision("deny", denial.reason);
-            let now_ms = unix_ms(state.clock.now());
-            // Anyone can be refused: only a budget of refusals is audited
-            // one by one, the rest are counted (`refusals.rs`).
-            let admission =
-                state
-                    .federation
-                    .refusals
-                    .admit(now_ms, denial.reason, issuer.as_deref());
-            super::record_counts(state.audit.as_ref(), now_ms, admission.ended).await;
-            if !admission.audit_it {
-                return denial.error.into_response();
-            }
-            tracing::info!(reason = denial.reason, issuer = ?issuer, subject = ?subject, "token exchange denied");
-            let event = AuditEvent::new(
-                EventKind::TokenExchange,
-                "workload",
-                json!({
-                    "decision": "deny",
-                    "reason": denial.reason,
-                    "claimedIssuer": issuer,
-                    "claimedSubject": subject,
-                }),
-            );
-            if let Err(e) = state.audit.record(now_ms, event).await {
-                return unavailable(&e);
-            }
-            denial.error.into_response()
+        Err(denial) => match record_denial(&state, &denial, claimed, Via::TokenEndpoint).await {
+            Ok(()) => denial.error.into_response(),
+            Err(e) => unavailable(&e),
+        },
+    }
+}
+
+/// How a subject token reached the exchange: `POST /v1/token`, or as the
+/// Bearer of a key endpoint (`direct.rs`). Recorded in both audit entries.
+#[derive(Clone, Copy)]
+pub(super) enum Via {
+    TokenEndpoint,
+    Bearer,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::TokenEndpoint => "token",
+            Via::Bearer => "bearer",
         }
     }
+}
+
+/// Counts a refusal and audits it, within the refusal budget (anyone can be
+/// refused: only a budget of refusals is audited one by one, the rest are
+/// counted, `refusals.rs`). Err: the entry could not be recorded.
+pub(super) async fn record_denial(
+    state: &ExchangeState,
+    denial: &Denial,
+    claimed: Option<UnverifiedIdentity>,
+    via: Via,
+) -> Result<(), crate::storage::StoreError> {
+    let (issuer, subject) = claimed.map_or((None, None), |c| (c.iss, c.sub));
+    state.metrics.token_decision("deny", denial.reason);
+    let now_ms = unix_ms(state.clock.now());
+    let admission = state
+        .federation
+        .refusals
+        .admit(now_ms, denial.reason, issuer.as_deref());
+    super::record_counts(state.audit.as_ref(), now_ms, admission.ended).await;
+    if !admission.audit_it {
+        return Ok(());
+    }
+    tracing::info!(reason = denial.reason, issuer = ?issuer, subject = ?subject, via = via.as_str(), "token exchange denied");
+    let event = AuditEvent::new(
+        EventKind::TokenExchange,
+        "workload",
+        json!({
+            "decision": "deny",
+            "reason": denial.reason,
+            "claimedIssuer": issuer,
+            "claimedSubject": subject,
+            "via": via.as_str(),
+        }),
+    );
+    state.audit.record(now_ms, event).await.map(drop)
 }
 
 fn unavailable(e: &dyn std::fmt::Display) -> Response {
@@ -260,6 +312,59 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
         });
     }
 
+    let requested = request
+        .scope
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split_whitespace().map(str::to_owned).collect());
+    let exchanged = exchange_subject(
+        state,
+        subject_token,
+        audience,
+        requested,
+        Via::TokenEndpoint,
+    )
+    .await?;
+    let body = TokenResponse {
+        access_token: exchanged.minted.as_str().to_owned(),
+        expires_in: exchanged.expires_in.as_secs(),
+        issued_token_type: TOKEN_TYPE_JWT.to_owned(),
+        scope: exchanged.scope,
+        token_type: "Bearer".to_owned(),
+    };
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// What an allowed exchange minted.
+pub(super) struct Exchanged {
+    /// The federated credential.
+    pub(super) minted: idp::MintedToken,
+    /// Its granted scopes, space-separated.
+    pub(super) scope: String,
+    /// Its lifetime from now.
+    pub(super) expires_in: Duration,
+    /// When the subject token itself expires (Unix s).
+    pub(super) subject_expires_at: i64,
+}
+
+/// The exchange proper, for `POST /v1/token` and a direct Bearer alike:
+/// validate the subject token (`invalid_grant` naming the failed check),
+/// apply the per-identity rate limit (429), select exactly one mapping
+/// (`invalid_grant`), grant the scope (`invalid_scope`), mint, and record
+/// the allow durably before the credential is handed out.
+pub(super) async fn exchange_subject(
+    state: &ExchangeState,
+    subject_token: &str,
+    audience: String,
+    requested: Option<Vec<String>>,
+    via: Via,
+) -> Result<Exchanged, Denial> {
+    let federation = &state.federation;
     let token = federation
         .validator
         .validate(subject_token)
@@ -288,15 +393,10 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot count the exchange");
-            Denial {
-                error: OAuthError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    error: "temporarily_unavailable",
-                    description: "the broker cannot count exchanges right now".into(),
-                    retry_after: Some(5),
-                },
-                reason: "storage_unavailable",
-            }
+            Denial::unavailable(
+                "storage_unavailable",
+                "the broker cannot count exchanges right now",
+            )
         })?;
     if let Some(wait) = over_limit {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -314,12 +414,6 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
     let candidates = candidates(state, &token).await?;
     let matched = idp::select_mapping(&token, &candidates.active)
         .map_err(|rejection| candidates.denial(rejection))?;
-    let requested = request
-        .scope
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.split_whitespace().map(str::to_owned).collect());
     let claims = matched
         .grant(audience.clone(), requested, federation.token_ttl)
         .map_err(|e| Denial {
@@ -337,15 +431,10 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
         .mint_access_token(now, &claims)
         .map_err(|e| {
             tracing::error!(error = %e, "cannot mint a credential");
-            Denial {
-                error: OAuthError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    error: "temporarily_unavailable",
-                    description: "the broker cannot sign credentials right now".into(),
-                    retry_after: Some(5),
-                },
-                reason: "signing_unavailable",
-            }
+            Denial::unavailable(
+                "signing_unavailable",
+                "the broker cannot sign credentials right now",
+            )
         })?;
     let scope = granted.join(" ");
     let event = AuditEvent::new(
@@ -362,27 +451,26 @@ async fn decide(state: &ExchangeState, request: &TokenRequest) -> Result<Respons
             "scope": scope,
             "jti": minted.jti(),
             "expiresAt": minted.expires_at(),
+            "via": via.as_str(),
         }),
     );
     if let Err(e) = state.audit.record(unix_ms(now), event).await {
-        return Ok(unavailable(&e));
+        tracing::error!(error = %e, "cannot record audit event");
+        return Err(Denial::unavailable(
+            "audit_unavailable",
+            "the decision could not be recorded; retry later",
+        ));
     }
     state.metrics.token_decision("allow", "mapped");
-    tracing::info!(adtech = %adtech, mapping = %rule.id, jti = %minted.jti(), "token exchange allowed");
+    tracing::info!(adtech = %adtech, mapping = %rule.id, jti = %minted.jti(), via = via.as_str(), "token exchange allowed");
     let expires_in =
         Duration::from_secs(u64::try_from(minted.expires_at() - unix_ms(now) / 1000).unwrap_or(0));
-    let body = TokenResponse {
-        access_token: minted.as_str().to_owned(),
-        expires_in: expires_in.as_secs(),
-        issued_token_type: TOKEN_TYPE_JWT.to_owned(),
+    Ok(Exchanged {
+        minted,
         scope,
-        token_type: "Bearer".to_owned(),
-    };
-    let mut response = axum::Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+        expires_in,
+        subject_expires_at: token.exp(),
+    })
 }
 
 /// The enabled mappings of enabled ad techs for the token's identity, and whether a
@@ -423,15 +511,10 @@ async fn candidates(state: &ExchangeState, token: &VerifiedToken) -> Result<Cand
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read mappings");
-            Denial {
-                error: OAuthError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    error: "temporarily_unavailable",
-                    description: "the broker cannot read its mappings right now".into(),
-                    retry_after: Some(5),
-                },
-                reason: "storage_unavailable",
-            }
+            Denial::unavailable(
+                "storage_unavailable",
+                "the broker cannot read its mappings right now",
+            )
         })?;
     let mut active = Vec::new();
     let mut of_disabled_adtech = false;

@@ -4,7 +4,8 @@
 //! Middleware, outermost first: request id (set, or kept from the client's
 //! `x-request-id` when it is short and plain), a tracing span carrying that id (so every log line of the
 //! request has it), metrics, error normalisation (framework-made errors such
-//! as 404/405/413 become problem+json), panic catching, the request
+//! as 404/405/413 become problem+json, or the Privacy Sandbox error body on
+//! the key API's paths), panic catching, the request
 //! deadline (408 when the client was slow, 503 when the broker was: see
 //! `deadline`), and the body limit.
 
@@ -172,21 +173,41 @@ async fn not_found() -> crate::Error {
 /// that every error a client sees has the same shape. Responses that are
 /// already JSON (ours, and the OAuth and Privacy Sandbox formats) pass
 /// through untouched.
+///
+/// On the key API's paths every error is the Privacy Sandbox `ErrorResponse`
+/// instead (docs/keys.md), the middleware's problem+json ones (a request
+/// deadline, a panic) included, since the key fetchers read no other shape.
 async fn problem_for_framework_errors(req: Request, next: Next) -> Response {
+    let key_api = is_key_api(req.uri().path());
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/") && ct.contains("json"));
+        .unwrap_or_default();
+    if key_api && content_type != "application/json" {
+        return key_api_error(response).await;
+    }
+    let is_json = content_type.starts_with("application/") && content_type.contains("json");
     if is_json {
         return response;
     }
-    let (code, detail) = match status {
+    let (code, detail) = framework_error(status);
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = Problem::new(status, code, detail).into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
+}
+
+/// The code and detail of an error the framework made with no body of ours.
+fn framework_error(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
             ("method_not_allowed", "method not allowed for this route")
@@ -198,13 +219,49 @@ async fn problem_for_framework_errors(req: Request, next: Next) -> Response {
         }
         s if s.is_client_error() => ("bad_request", "the request could not be processed"),
         _ => ("internal", "internal error"),
-    };
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let mut problem = Problem::new(status, code, detail).into_response();
-    if let Some(allow) = allow {
-        problem.headers_mut().insert(header::ALLOW, allow);
     }
-    problem
+}
+
+/// The key endpoints (DESIGN §5.2–5.3), whose errors are `ErrorResponse`s.
+fn is_key_api(path: &str) -> bool {
+    path.starts_with("/v1alpha/encryptionKeys")
+        || path.starts_with("/v1/encryptionKeys")
+        || path == "/v1/attestation/challenge"
+}
+
+/// `response`, an error the framework or a middleware made on a key API
+/// path, as an `ErrorResponse` with the same status and `Allow` and
+/// `Retry-After`. A problem+json body lends its code (upper-cased, as the
+/// key API's reasons are) and detail; a body of the framework's is named as
+/// [`framework_error`] names it.
+async fn key_api_error(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    // What is rewritten here is the broker's own small body; the limit only
+    // keeps a mistake from reading a large one.
+    let problem = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    let member = |name| {
+        problem
+            .as_ref()
+            .and_then(|p| p.get(name))
+            .and_then(serde_json::Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let (code, detail) = match (member("code"), member("detail")) {
+        (Some(code), Some(detail)) => (code, detail),
+        _ => framework_error(status),
+    };
+    let body = wire::KeyApiErrorBody::new(status.as_u16(), &code.to_ascii_uppercase(), detail);
+    let mut rewritten = (status, axum::Json(body)).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            rewritten.headers_mut().insert(name, value.clone());
+        }
+    }
+    rewritten
 }
 
 /// `Cache-Control: no-store`, for responses that carry credentials.

@@ -19,6 +19,7 @@
 
 pub mod governance;
 pub mod process;
+pub mod python;
 pub mod tee;
 
 use std::path::{Path, PathBuf};
@@ -98,7 +99,7 @@ pub fn google_issuer() -> IssuerEntry {
 }
 
 /// A trusted issuer entry with no optional settings.
-fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntry {
+pub fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntry {
     IssuerEntry {
         name: name.into(),
         kind,
@@ -107,6 +108,7 @@ fn issuer(name: &str, kind: IssuerKind, url: &str, audience: &str) -> IssuerEntr
         algorithms: None,
         max_token_lifetime: None,
         jwks_uri: None,
+        accept_as_bearer: false,
     }
 }
 
@@ -563,6 +565,62 @@ impl Broker {
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, path, Some(self.admin_token()), body)
             .await
+    }
+
+    /// Stores a key of `use_case` created `age` ago, as if received from the
+    /// peer: public key `[7; 32]`, signatures `sig-a`/`sig-b`, and `split`
+    /// wrapped by the storage KEK and by the KEKs of `clouds`.
+    pub async fn insert_key(
+        &self,
+        id: &str,
+        use_case: &str,
+        status: &str,
+        age: Duration,
+        split: &[u8],
+        clouds: &[&str],
+    ) {
+        use keyferry::storage::{KeyRecord, StoredSplit};
+        let state = &self.state;
+        let created = state.now_ms() - i64::try_from(age.as_millis()).expect("age");
+        let mut splits = vec![StoredSplit {
+            kek_uri: state.storage_kek.kek_uri().to_string(),
+            ciphertext: state.storage_kek.wrap(split).await.expect("wrap"),
+        }];
+        for (name, kek) in &state.cloud_keks {
+            if clouds.contains(&name.as_str()) {
+                splits.push(StoredSplit {
+                    kek_uri: kek.kek_uri().to_string(),
+                    ciphertext: kek.wrap(split).await.expect("wrap"),
+                });
+            }
+        }
+        let record = KeyRecord {
+            id: id.into(),
+            use_case: use_case.into(),
+            status: status.into(),
+            public_key: vec![7; 32],
+            public_keyset: r#"{"primaryKeyId":1,"key":[]}"#.into(),
+            creation_time: created,
+            activation_time: created,
+            expiration_time: created + 7 * 86_400_000,
+            ttl_time: created + 14 * 86_400_000,
+            signature: "c2lnLWE=".into(),
+            peer_signature: "c2lnLWI=".into(),
+            handover_attempts: 0,
+            next_attempt_at: 0,
+            revoked_at: None,
+        };
+        let entry = keyferry::audit::AuditEvent::new(
+            keyferry::audit::EventKind::KeyReceived,
+            "test",
+            serde_json::json!({}),
+        )
+        .outbox(0);
+        state
+            .store
+            .insert_received_key(&record, &splits, &entry)
+            .await
+            .expect("insert key");
     }
 
     /// Onboards ad tech `id` for `use_cases` straight into the store, with
