@@ -96,15 +96,25 @@ impl Fetcher {
         Arc::clone(&self.clock)
     }
 
-    /// Fetches, recombines and checks the keys from both coordinators.
+    /// Fetches, recombines and checks the configured keys from both coordinators.
     pub async fn fetch(&self) -> Result<KeySet, WorkloadError> {
+        self.fetch_selected(self.config.key_ids.as_deref()).await
+    }
+
+    /// Fetches, recombines and checks the key `key_id` alone (of the configured use case).
+    pub async fn fetch_key(&self, key_id: &str) -> Result<KeySet, WorkloadError> {
+        self.fetch_selected(Some(&[key_id.to_owned()])).await
+    }
+
+    /// Both coordinators' keys: `key_ids` if given, else the configured recent ones.
+    async fn fetch_selected(&self, key_ids: Option<&[String]>) -> Result<KeySet, WorkloadError> {
         // One TEE key per fetch: its private half never leaves this function's memory and is
         // wiped when it returns; the splits sealed to it are useless afterwards.
         let tee = RecipientKey::generate();
         let tee_public = tee.public_key();
         let (type1, type2) = tokio::try_join!(
-            self.ask_coordinator(Role::Type1, tee_public),
-            self.ask_coordinator(Role::Type2, tee_public),
+            self.ask_coordinator(Role::Type1, tee_public, key_ids),
+            self.ask_coordinator(Role::Type2, tee_public, key_ids),
         )?;
 
         let mut second: BTreeMap<String, ReleasedKey> = BTreeMap::new();
@@ -122,11 +132,11 @@ impl Fetcher {
             }
             match second.remove(&key.id) {
                 Some(other) => pairs.push((key, other)),
-                None => self.one_sided(&key.id, Role::Type1)?,
+                None => one_sided(&key.id, Role::Type1, key_ids.is_some())?,
             }
         }
         for id in second.keys() {
-            self.one_sided(id, Role::Type2)?;
+            one_sided(id, Role::Type2, key_ids.is_some())?;
         }
 
         let signing_keys = [type1.signing_key.as_slice(), type2.signing_key.as_slice()];
@@ -146,21 +156,11 @@ impl Fetcher {
         Ok(KeySet::new(held, Arc::clone(&self.clock)))
     }
 
-    /// A key released by one coordinator only cannot be recombined. When the caller asked
-    /// for it by id that is an error; otherwise the coordinators are momentarily out of step
-    /// (a key handed over seconds ago) and the key is skipped until the next refresh.
-    fn one_sided(&self, id: &str, role: Role) -> Result<(), WorkloadError> {
-        if self.config.key_ids.is_some() {
-            return Err(WorkloadError::key(id, KeyProblem::OnlyOneCoordinator(role)));
-        }
-        tracing::warn!(key_id = id, coordinator = %role, "key released by one coordinator only; skipped");
-        Ok(())
-    }
-
     async fn ask_coordinator(
         &self,
         role: Role,
         tee_public: [u8; 32],
+        key_ids: Option<&[String]>,
     ) -> Result<CoordinatorAnswer, WorkloadError> {
         let config = self.config.coordinators.get(role);
         let client = CoordinatorClient {
@@ -180,8 +180,9 @@ impl Fetcher {
             tee_public_key: B64.encode(tee_public),
             evidence,
             use_case: self.config.use_case.clone(),
-            key_ids: self.config.key_ids.clone(),
-            max_age_seconds: self.config.max_age_seconds,
+            key_ids: key_ids.map(<[String]>::to_vec),
+            // Exclusive with ids (a fetch by id asks for that key whatever its age).
+            max_age_seconds: self.config.max_age_seconds.filter(|_| key_ids.is_none()),
         };
         let documents = client.release(&credential, &request).await?;
         let keys = documents
@@ -212,6 +213,17 @@ impl Fetcher {
             }
         }
     }
+}
+
+/// A key released by one coordinator only cannot be recombined. When the caller asked for
+/// it by id that is an error; otherwise the coordinators are momentarily out of step (a key
+/// handed over seconds ago) and the key is skipped until the next refresh.
+fn one_sided(id: &str, role: Role, by_id: bool) -> Result<(), WorkloadError> {
+    if by_id {
+        return Err(WorkloadError::key(id, KeyProblem::OnlyOneCoordinator(role)));
+    }
+    tracing::warn!(key_id = id, coordinator = %role, "key released by one coordinator only; skipped");
+    Ok(())
 }
 
 fn duplicate(id: &str, role: Role) -> WorkloadError {

@@ -206,6 +206,11 @@ impl KeySet {
         self.len() == 0
     }
 
+    /// Adds the keys of `other` (a fetch by id), each replacing a held key of its id.
+    pub fn absorb(&mut self, other: KeySet) {
+        self.keys.extend(other.keys);
+    }
+
     /// Drops (and wipes) the keys past their `ttlTime`; returns how many.
     pub fn drop_expired(&mut self) -> usize {
         let now = self.clock.now_ms();

@@ -21,6 +21,8 @@
 //! - `fetch`: [`Fetcher`] and [`fetch_once`]: both coordinators in parallel, all or nothing.
 //! - `keyset`: [`KeySet`], [`HeldKey`] and the injectable [`Clock`].
 //! - `refresh`: [`WorkloadKeys`], the background-refreshed set.
+//! - `lookup`: one key fetched by id when a report names a key the set lacks: single
+//!   flight, negative cache, a budget per minute.
 //! - `export`: [`export_keyset`] (dev only).
 //! - `error`: [`WorkloadError`], the one error type.
 //!
@@ -36,6 +38,7 @@ mod export;
 mod fetch;
 mod keyset;
 mod kms;
+mod lookup;
 mod refresh;
 mod token;
 
@@ -51,6 +54,7 @@ pub use evidence::{EvidenceSource, SevGuest, Simulated, evidence_source};
 pub use export::export_keyset;
 pub use fetch::{Fetcher, fetch_once};
 pub use keyset::{Clock, HeldKey, KeySet, ManualClock, SystemClock};
+pub use lookup::{LOOKUPS_PER_MINUTE, MAX_KEY_ID, MAX_MISSING, MISSING_FOR};
 pub use refresh::{KeySource, RETRY_AFTER_FAILURE, WorkloadKeys, jittered};
 pub use token::{
     AwsStsTokenSource, AzureImdsTokenSource, FileTokenSource, GcpMetadataTokenSource, SubjectToken,

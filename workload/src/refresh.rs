@@ -14,7 +14,7 @@
 //! lockstep against the coordinators.
 
 use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rand::Rng as _;
@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use crate::WorkloadError;
 use crate::fetch::Fetcher;
 use crate::keyset::KeySet;
+use crate::lookup::Lookups;
 
 /// After a failed refresh, try again after this long (at most the normal interval).
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5 * 60);
@@ -30,14 +31,21 @@ pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5 * 60);
 /// Something that produces a fresh, fully checked key set.
 #[async_trait]
 pub trait KeySource: Send + Sync {
-    /// One fetch.
+    /// One fetch of the configured set.
     async fn fetch(&self) -> Result<KeySet, WorkloadError>;
+
+    /// One fetch of the key `key_id` alone, checked as [`KeySource::fetch`] checks.
+    async fn fetch_key(&self, key_id: &str) -> Result<KeySet, WorkloadError>;
 }
 
 #[async_trait]
 impl KeySource for Fetcher {
     async fn fetch(&self) -> Result<KeySet, WorkloadError> {
         Fetcher::fetch(self).await
+    }
+
+    async fn fetch_key(&self, key_id: &str) -> Result<KeySet, WorkloadError> {
+        Fetcher::fetch_key(self, key_id).await
     }
 }
 
@@ -47,6 +55,7 @@ pub struct WorkloadKeys {
     current: RwLock<KeySet>,
     source: Arc<dyn KeySource>,
     interval: Duration,
+    lookups: Lookups,
 }
 
 impl std::fmt::Debug for WorkloadKeys {
@@ -74,6 +83,7 @@ impl WorkloadKeys {
             current: RwLock::new(initial),
             source,
             interval,
+            lookups: Lookups::default(),
         }
     }
 
@@ -113,6 +123,61 @@ impl WorkloadKeys {
         context_info: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, WorkloadError> {
         self.read().decrypt(key_id, ciphertext, context_info)
+    }
+
+    /// Decrypts with key `key_id`, first fetching that key alone from both coordinators if
+    /// the set does not hold it (a report encrypted to a key created since the last
+    /// refresh). The fetch is shared by concurrent callers, remembered when it finds
+    /// nothing, and limited per minute (`lookup`), so ids taken from reports cannot drive
+    /// the coordinators; an id it cannot get is [`WorkloadError::UnknownKey`].
+    pub async fn decrypt_or_fetch(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        context_info: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, WorkloadError> {
+        match self.decrypt(key_id, ciphertext, context_info) {
+            Err(WorkloadError::UnknownKey(_)) => {}
+            answered => return answered,
+        }
+        if !self.look_up(key_id).await {
+            return Err(WorkloadError::UnknownKey(key_id.to_owned()));
+        }
+        self.decrypt(key_id, ciphertext, context_info)
+    }
+
+    /// Whether `key_id` is held once a lookup (this caller's or one in flight) ends.
+    async fn look_up(&self, key_id: &str) -> bool {
+        if !self.lookups.may_look_up(key_id, Instant::now()) {
+            return false;
+        }
+        let flight = self.lookups.flight(key_id);
+        let found = *flight
+            .get_or_init(|| async {
+                // A refresh or another flight may have brought it meanwhile.
+                if self.read().get(key_id).is_some() {
+                    return true;
+                }
+                if !self.lookups.take_budget(Instant::now()) {
+                    tracing::warn!(key_id, "key lookups over their budget; not fetched");
+                    return false;
+                }
+                match self.source.fetch_key(key_id).await {
+                    Ok(fetched) => {
+                        let found = fetched.get(key_id).is_some();
+                        self.write().absorb(fetched);
+                        tracing::info!(key_id, found, "key fetched by id");
+                        found
+                    }
+                    Err(e) => {
+                        tracing::warn!(key_id, error = %e, "key fetch by id failed");
+                        false
+                    }
+                }
+            })
+            .await;
+        self.lookups.land(key_id, &flight, found, Instant::now());
+        found
     }
 
     /// The ids of the live keys.
@@ -205,6 +270,10 @@ mod tests {
                 .expect("lock")
                 .pop_front()
                 .unwrap_or_else(|| Err(WorkloadError::Evidence("coordinators down".into())))
+        }
+
+        async fn fetch_key(&self, _key_id: &str) -> Result<KeySet, WorkloadError> {
+            self.fetch().await
         }
     }
 

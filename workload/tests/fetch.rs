@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use attestation::simulated::SimulatedAmd;
@@ -48,7 +49,6 @@ struct TestKey {
 }
 
 fn make_keys(signers: [&KeySigner; 2]) -> Vec<TestKey> {
-    let now_ms = 1_900_000_000_000; // ttl far in the future of the test run
     [
         (
             "3c1d2f9e-0000-4000-8000-000000000001",
@@ -57,21 +57,31 @@ fn make_keys(signers: [&KeySigner; 2]) -> Vec<TestKey> {
         ("3c1d2f9e-0000-4000-8000-000000000002", Aead::Aes256Gcm),
     ]
     .into_iter()
-    .map(|(id, aead)| {
-        let generated = keys::generate(aead).expect("generate");
-        let splits = keys::split(generated.private_keyset());
-        let message =
-            keys::public_key_signature_message(id, now_ms, &generated.public_key_base64());
-        TestKey {
-            id: id.to_owned(),
-            public_key_b64: generated.public_key_base64(),
-            keyset_json: generated.public_keyset_json().to_owned(),
-            creation_ms: now_ms,
-            splits: [splits.a.to_vec(), splits.b.to_vec()],
-            signatures: signers.map(|s| B64.encode(s.sign(&message))),
-        }
-    })
+    .map(|(id, aead)| make_key(id, aead, signers))
     .collect()
+}
+
+fn make_key(id: &str, aead: Aead, signers: [&KeySigner; 2]) -> TestKey {
+    let now_ms = 1_900_000_000_000; // ttl far in the future of the test run
+    let generated = keys::generate(aead).expect("generate");
+    let splits = keys::split(generated.private_keyset());
+    let message = keys::public_key_signature_message(id, now_ms, &generated.public_key_base64());
+    TestKey {
+        id: id.to_owned(),
+        public_key_b64: generated.public_key_base64(),
+        keyset_json: generated.public_keyset_json().to_owned(),
+        creation_ms: now_ms,
+        splits: [splits.a.to_vec(), splits.b.to_vec()],
+        signatures: signers.map(|s| B64.encode(s.sign(&message))),
+    }
+}
+
+/// A key both coordinators make after the workload's first fetch: released once
+/// `published`, and only when asked for by id (as a key newer than the last refresh is
+/// reached).
+struct LateKey {
+    key: TestKey,
+    published: AtomicBool,
 }
 
 struct Coordinator {
@@ -85,6 +95,9 @@ struct Coordinator {
     kek: Option<Arc<LocalKek>>,
     verifier: Arc<Verifier>,
     allowed_measurement: [u8; 48],
+    late: Arc<LateKey>,
+    /// Releases answered, by both coordinators.
+    releases: Arc<AtomicUsize>,
 }
 
 type Shared = Arc<Coordinator>;
@@ -236,8 +249,39 @@ async fn release(
             "attestation refused: measurement is not allowed",
         );
     }
+    state.releases.fetch_add(1, Ordering::SeqCst);
+    // `keyIds` as the broker reads it: exactly those keys, an unknown one 404.
+    let asked: Option<Vec<&str>> = body["keyIds"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(Value::as_str).collect());
+    let late = state
+        .late
+        .published
+        .load(Ordering::SeqCst)
+        .then_some(&state.late.key);
+    let served: Vec<&TestKey> = match &asked {
+        None => state.keys.iter().collect(),
+        Some(ids) => {
+            let known: Vec<&TestKey> = state.keys.iter().chain(late).collect();
+            let mut served = Vec::new();
+            for id in ids {
+                match known.iter().find(|k| k.id == *id) {
+                    Some(key) => served.push(*key),
+                    None => {
+                        return api_error(
+                            StatusCode::NOT_FOUND,
+                            "MISSING_KEY",
+                            None,
+                            "no such key",
+                        );
+                    }
+                }
+            }
+            served
+        }
+    };
     let mut documents = Vec::new();
-    for key in state.keys.iter() {
+    for key in served {
         let split = &key.splits[state.index];
         let (content, kek_uri, inner) = match (state.unwrap, &state.kek) {
             (Unwrap::CloudKms, Some(kek)) => (
@@ -333,6 +377,8 @@ struct Env {
     dir: tempfile::TempDir,
     config: Config,
     keys: Arc<Vec<TestKey>>,
+    late: Arc<LateKey>,
+    releases: Arc<AtomicUsize>,
 }
 
 fn simulated_amd() -> &'static SimulatedAmd {
@@ -369,6 +415,15 @@ async fn setup(s: Setup) -> Env {
         &signers[1]
     };
     let keys = Arc::new(make_keys([&signers[0], type2_signer]));
+    let late = Arc::new(LateKey {
+        key: make_key(
+            "3c1d2f9e-0000-4000-8000-000000000003",
+            Aead::ChaCha20Poly1305,
+            [&signers[0], type2_signer],
+        ),
+        published: AtomicBool::new(false),
+    });
+    let releases = Arc::new(AtomicUsize::new(0));
     let coordinator = |index: usize, allowed_measurement| Coordinator {
         index,
         signing_key_der: signers[index].public_key_spki_der(),
@@ -379,6 +434,8 @@ async fn setup(s: Setup) -> Env {
         kek: kek.clone(),
         verifier: Arc::clone(&verifier),
         allowed_measurement,
+        late: Arc::clone(&late),
+        releases: Arc::clone(&releases),
     };
     let url1 = spawn(coordinator(0, s.type1_measurement)).await;
     let url2 = if s.type2_down {
@@ -421,7 +478,13 @@ local_kek_dir = "{keks}"
         keks = kek_dir.display(),
     );
     let config = Config::from_toml_str(&toml).expect("config");
-    Env { dir, config, keys }
+    Env {
+        dir,
+        config,
+        keys,
+        late,
+        releases,
+    }
 }
 
 fn assert_decrypts(keys: &workload::KeySet, expected: &[TestKey]) {
@@ -472,6 +535,76 @@ async fn both_coordinators_in_broker_mode_give_working_keys_that_export_in_dev()
         summary.contains(&first.id) && !summary.contains(&first.public_key_b64),
         "{summary}"
     );
+}
+
+/// A report encrypted to a key created after the last refresh: the first decryption fetches
+/// that key by id from both coordinators, once however many reports arrive together; an id
+/// neither has is asked for once, then answered as unknown from memory.
+#[tokio::test]
+async fn a_key_newer_than_the_last_refresh_is_fetched_by_id_once() {
+    let env = setup(Setup::default()).await;
+    let fetcher = Arc::new(Fetcher::from_config(&env.config).await.expect("fetcher"));
+    let keys = workload::WorkloadKeys::start(fetcher, std::time::Duration::from_secs(3600))
+        .await
+        .expect("start");
+    assert_eq!(env.releases.load(Ordering::SeqCst), 2, "one release each");
+    let late = &env.late.key;
+    assert!(!keys.key_ids().contains(&late.id));
+
+    // The coordinators make a key; a batch of reports encrypted to it arrives.
+    env.late.published.store(true, Ordering::SeqCst);
+    let public = PublicKeyset::from_tink_json(&late.keyset_json).expect("public keyset");
+    let reports: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            public
+                .encrypt(format!("report {i}").as_bytes(), b"ctx")
+                .expect("encrypt")
+        })
+        .collect();
+    let batch: Vec<_> = reports
+        .iter()
+        .map(|report| {
+            let (keys, id, report) = (Arc::clone(&keys), late.id.clone(), report.clone());
+            tokio::spawn(async move {
+                keys.decrypt_or_fetch(&id, &report, b"ctx")
+                    .await
+                    .map(|p| p.to_vec())
+            })
+        })
+        .collect();
+    for (i, task) in batch.into_iter().enumerate() {
+        let plaintext = task.await.expect("join").expect("decrypt");
+        assert_eq!(plaintext, format!("report {i}").as_bytes());
+    }
+    assert_eq!(
+        env.releases.load(Ordering::SeqCst),
+        4,
+        "one fetch by id for the batch, at each coordinator"
+    );
+    assert!(keys.key_ids().contains(&late.id), "and the key is held");
+
+    // An id no coordinator has: asked for once, then known to be missing.
+    let unknown = "3c1d2f9e-0000-4000-8000-00000000dead";
+    for _ in 0..3 {
+        assert!(matches!(
+            keys.decrypt_or_fetch(unknown, &reports[0], b"ctx").await,
+            Err(WorkloadError::UnknownKey(id)) if id == unknown
+        ));
+    }
+    let after_unknown = env.releases.load(Ordering::SeqCst);
+    assert!(
+        (5..=6).contains(&after_unknown),
+        "one attempt (one or both coordinators answered): {after_unknown}"
+    );
+    // An id that is not a key id is never sent anywhere.
+    assert!(
+        keys.decrypt_or_fetch("../../etc", &reports[0], b"ctx")
+            .await
+            .is_err()
+    );
+    assert_eq!(env.releases.load(Ordering::SeqCst), after_unknown);
+    // The held keys are untouched by the misses.
+    assert_eq!(keys.key_ids().len(), 3);
 }
 
 #[tokio::test]
