@@ -511,3 +511,66 @@ async fn tls_is_served_when_a_certificate_is_configured() {
             .is_err()
     );
 }
+
+/// What the Privacy Sandbox public-key clients read (`public_key_client_utils.cc`): the
+/// header names `date` and `cache-control` in lower case, `max-age=(\d+)` in the latter,
+/// over HTTP/1.1 and over HTTP/2 (their HTTP client speaks HTTP/2 only).
+#[tokio::test]
+async fn public_keys_carry_the_headers_the_privacy_sandbox_clients_read_over_both_http_versions() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let broker = start().await;
+    let path = "/.well-known/aggregation-service/v1/public-keys";
+    let addr = broker.base.trim_start_matches("http://").to_owned();
+    let max_age = |value: &str| {
+        value
+            .split(',')
+            .filter_map(|d| d.trim().strip_prefix("max-age="))
+            .find_map(|n| n.parse::<u64>().ok())
+    };
+
+    // HTTP/1.1, read as bytes: the names exactly as written on the wire.
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.expect("read");
+    let head = answer.split("\r\n\r\n").next().expect("head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+    };
+    assert!(header("date").is_some(), "lower-case date: {head}");
+    let cache_control = header("cache-control").expect("lower-case cache-control");
+    assert!(max_age(&cache_control).is_some(), "{cache_control}");
+
+    // HTTP/2 with prior knowledge, as over plain TCP (TLS offers h2 by ALPN).
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut send, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .body(())
+        .expect("request");
+    let (response, _) = send.send_request(request, true).expect("send");
+    let response = response.await.expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let headers = response.headers();
+    assert!(headers.contains_key("date"));
+    let cache_control = headers["cache-control"].to_str().expect("ascii");
+    assert!(max_age(cache_control).is_some(), "{cache_control}");
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("chunk");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    let keys: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert!(keys["keys"].is_array(), "{keys}");
+}
