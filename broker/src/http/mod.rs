@@ -222,10 +222,13 @@ fn framework_error(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-/// The key endpoints (DESIGN §5.2–5.3), whose errors are `ErrorResponse`s.
+/// The key endpoints (DESIGN §5.2–5.3), whose errors are `ErrorResponse`s;
+/// not the peer's handover (`POST /v1alpha/encryptionKeys`), which answers
+/// problem+json.
 fn is_key_api(path: &str) -> bool {
-    path.starts_with("/v1alpha/encryptionKeys")
-        || path.starts_with("/v1/encryptionKeys")
+    path.starts_with("/v1alpha/encryptionKeys/")
+        || path.starts_with("/v1alpha/encryptionKeys:")
+        || path == "/v1/encryptionKeys:release"
         || path == "/v1/attestation/challenge"
 }
 
