@@ -436,12 +436,7 @@ async fn every_refusal_has_its_status_and_reason() {
     answered.push(json!({"status": status, "body": body}));
     // And through protobuf's own parser, with the proto's schema and unknown
     // fields refused, as the Java fetcher parses them.
-    if let Some(parsed) = common::python::run(
-        "error_proto.py",
-        &[],
-        Value::Array(answered.clone()).to_string().as_bytes(),
-    ) {
-        assert_eq!(parsed.lines().count(), answered.len(), "{parsed}");
+    if let Some(parsed) = common::python::parse_error_bodies(&answered) {
         assert!(
             parsed.contains("401 UNAUTHENTICATED UNAUTHENTICATED"),
             "{parsed}"

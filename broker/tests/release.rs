@@ -460,12 +460,7 @@ async fn each_refusal_has_its_reason_and_an_audit_entry() {
     assert_eq!(refused, expected);
     // Every refusal parses with protobuf's own parser as the ErrorResponse
     // proto, unknown fields refused, as the Java fetcher parses it.
-    if let Some(parsed) = common::python::run(
-        "error_proto.py",
-        &[],
-        Value::Array(answered.clone()).to_string().as_bytes(),
-    ) {
-        assert_eq!(parsed.lines().count(), answered.len(), "{parsed}");
+    if let Some(parsed) = common::python::parse_error_bodies(&answered) {
         assert!(
             parsed.contains("403 PERMISSION_DENIED ATTESTATION_FAILED"),
             "{parsed}"

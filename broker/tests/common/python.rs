@@ -51,3 +51,13 @@ pub fn run(script: &str, args: &[&str], stdin: &[u8]) -> Option<String> {
     );
     Some(String::from_utf8(out.stdout).expect("utf-8"))
 }
+
+/// Parses each `{"status", "body"}` of `answered` strictly as the Privacy Sandbox
+/// `ErrorResponse` (`tests/tools/error_proto.py`: protobuf's own parser, unknown fields
+/// refused); returns one line per body, `<status> <code name> <reason>`.
+pub fn parse_error_bodies(answered: &[serde_json::Value]) -> Option<String> {
+    let input = serde_json::Value::Array(answered.to_vec()).to_string();
+    let parsed = run("error_proto.py", &[], input.as_bytes())?;
+    assert_eq!(parsed.lines().count(), answered.len(), "{parsed}");
+    Some(parsed)
+}
