@@ -27,6 +27,7 @@ resource "aws_acm_certificate_validation" "broker" {
 }
 
 resource "aws_lb" "broker" {
+  #checkov:skip=CKV2_AWS_28:Which web ACL fronts a coordinator (AWS WAF rules, a vendor product, a CDN) and how its per-client rate limits are tuned is the operator's choice, outside this module; associate one with the load_balancer_arn output (docs/threat-model.md asks for per-client limits in front of the broker).
   name                       = local.prefix
   load_balancer_type         = "application"
   internal                   = false
@@ -35,6 +36,14 @@ resource "aws_lb" "broker" {
   drop_invalid_header_fields = true
   enable_deletion_protection = true
   tags                       = local.tags
+
+  # Every request the load balancer saw, including those it refused before
+  # the broker (TLS failures, invalid headers).
+  access_logs {
+    bucket  = var.access_logs_bucket
+    prefix  = local.prefix
+    enabled = true
+  }
 }
 
 resource "aws_lb_target_group" "broker" {

@@ -1,6 +1,7 @@
 resource "aws_cloudwatch_log_group" "broker" {
-  name              = "/keyferry/${var.name}"
+  name              = local.log_group_name
   retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.at_rest.arn
   tags              = local.tags
 }
 
@@ -40,6 +41,20 @@ data "aws_iam_policy_document" "execution_secrets" {
     sid       = "ReadTheDatabaseUrl"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [aws_secretsmanager_secret.database_url.arn]
+  }
+
+  # The secret is encrypted with the at-rest key; Secrets Manager decrypts
+  # it on the execution role's behalf.
+  statement {
+    sid       = "DecryptTheDatabaseUrl"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.at_rest.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
   }
 }
 
@@ -181,6 +196,13 @@ resource "aws_ecs_service" "broker" {
   deployment_circuit_breaker {
     enable   = true
     rollback = true
+  }
+
+  # ECS reads the database URL secret only when a task starts: a new secret
+  # version (a replaced password) rolls the tasks.
+  force_new_deployment = true
+  triggers             = {
+    database_url = aws_secretsmanager_secret_version.database_url.version_id
   }
 
   depends_on = [aws_lb_listener.https, aws_iam_role_policy.task_storage_kek]

@@ -11,6 +11,10 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
 
+  log_group_name = "/keyferry/${var.name}"
+  # Known before the group exists: the at-rest key's policy names it.
+  log_group_arn = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
+
   container_port   = 8080
   config_mount_dir = "/etc/keyferry"
   data_dir         = "/var/lib/keyferry"

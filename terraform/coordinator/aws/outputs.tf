@@ -38,6 +38,11 @@ output "task_role_arn" {
   value       = aws_iam_role.task.arn
 }
 
+output "load_balancer_arn" {
+  description = "The load balancer's ARN, e.g. to associate a WAF web ACL with it (aws_wafv2_web_acl_association)."
+  value       = aws_lb.broker.arn
+}
+
 output "load_balancer_dns_name" {
   description = "The load balancer's DNS name (domain_name is an alias of it)."
   value       = aws_lb.broker.dns_name

@@ -84,6 +84,16 @@ variable "private_subnet_ids" {
   }
 }
 
+variable "access_logs_bucket" {
+  description = "An existing S3 bucket for the load balancer's access logs, written under the prefix keyferry-<name>/. It must use SSE-S3 (load balancers cannot write with SSE-KMS) and its bucket policy must let the region's Elastic Load Balancing log delivery put objects there; a central logging bucket usually does."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.access_logs_bucket))
+    error_message = "access_logs_bucket must be an S3 bucket name (not an ARN or URL)."
+  }
+}
+
 variable "ingress_cidr_blocks" {
   description = "Who may reach the load balancer on 443. The issuer's discovery and JWKS must be reachable by the workload clouds' STS, workloads and the peer coordinator, so the default is the whole internet."
   type        = list(string)

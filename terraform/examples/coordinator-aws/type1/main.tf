@@ -41,6 +41,9 @@ module "coordinator" {
   domain_name     = "coordinator-a.example.com"
   route53_zone_id = "Z0123456789ABCDEFGHIJ"
 
+  # An existing bucket (SSE-S3) whose policy lets ELB log delivery write.
+  access_logs_bucket = "party-a-alb-access-logs-us-east-1"
+
   vpc_id             = "vpc-0123456789abcdef0"
   public_subnet_ids  = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
   private_subnet_ids = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]

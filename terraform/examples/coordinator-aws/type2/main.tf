@@ -40,6 +40,9 @@ module "coordinator" {
   domain_name     = "coordinator-b.example.net"
   route53_zone_id = "Z9876543210ZYXWVUTSRQ"
 
+  # An existing bucket (SSE-S3) whose policy lets ELB log delivery write.
+  access_logs_bucket = "party-b-alb-access-logs-eu-west-1"
+
   vpc_id             = "vpc-0fedcba9876543210"
   public_subnet_ids  = ["subnet-0ccccccccccccccc1", "subnet-0ccccccccccccccc2"]
   private_subnet_ids = ["subnet-0ddddddddddddddd1", "subnet-0ddddddddddddddd2"]
