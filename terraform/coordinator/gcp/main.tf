@@ -12,10 +12,14 @@ locals {
   config_mount_dir = "/etc/keyferry"
   config_path      = "${local.config_mount_dir}/keyferry.toml"
 
-  apis = concat(
-    ["run.googleapis.com", "sqladmin.googleapis.com", "secretmanager.googleapis.com", "cloudkms.googleapis.com"],
-    var.domain_name == null ? [] : ["compute.googleapis.com"],
-  )
+  apis = [
+    "run.googleapis.com",
+    "sqladmin.googleapis.com",
+    "secretmanager.googleapis.com",
+    "cloudkms.googleapis.com",
+    "compute.googleapis.com",
+    "servicenetworking.googleapis.com",
+  ]
 }
 
 resource "google_project_service" "required" {

@@ -51,6 +51,11 @@ output "database_instance" {
   value       = google_sql_database_instance.main.connection_name
 }
 
+output "network_id" {
+  description = "The coordinator's VPC network, where the Cloud SQL instance has its only (private) address."
+  value       = google_compute_network.main.id
+}
+
 output "load_balancer_ip" {
   description = "With domain_name: the address to point the domain's A record at (the managed certificate is issued only after DNS resolves to it). Null otherwise."
   value       = var.domain_name == null ? null : google_compute_global_address.broker["main"].address

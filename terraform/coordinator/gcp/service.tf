@@ -16,6 +16,17 @@ resource "google_cloud_run_v2_service" "broker" {
     timeout                          = "60s"
     labels                           = var.labels
 
+    # Direct VPC egress for private ranges only: the Cloud SQL connector
+    # reaches the instance's private IP; the internet is reached directly.
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+
+      network_interfaces {
+        network    = google_compute_network.main.id
+        subnetwork = google_compute_subnetwork.run.id
+      }
+    }
+
     scaling {
       min_instance_count = var.min_instances
       max_instance_count = var.max_instances

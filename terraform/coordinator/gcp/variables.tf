@@ -187,6 +187,17 @@ variable "db_version" {
   default     = "POSTGRES_16"
 }
 
+variable "vpc_subnet_cidr" {
+  description = "The range of the coordinator network's one subnet, from which Cloud Run's Direct VPC egress takes addresses (about two per instance). Cloud SQL's private range (a /20) is allocated next to it automatically."
+  type        = string
+  default     = "10.8.0.0/24"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_subnet_cidr)) && can(regex("/([0-9]|1[0-9]|2[0-6])$", var.vpc_subnet_cidr))
+    error_message = "vpc_subnet_cidr must be an IPv4 CIDR range of /26 or larger."
+  }
+}
+
 variable "kms_protection_level" {
   description = "Protection level of the storage KEK: SOFTWARE or HSM."
   type        = string
