@@ -26,6 +26,13 @@ module "workload_cloud" {
   resource_group_name = "keyferry-a"
   location            = "eastus"
   key_vault_name      = "kf-a-splits"
+
+  # Rotate the split key before this date (README of the module, "Rotation").
+  key_expiration_date = "2028-12-31T00:00:00Z"
+
+  # The vault's firewall denies everything else: the Terraform runner, the
+  # coordinator's egress and the ad techs' workloads outside Azure.
+  allowed_ip_ranges = ["198.51.100.10", "203.0.113.0/28"]
 }
 
 output "clouds_config" {

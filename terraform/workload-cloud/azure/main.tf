@@ -18,6 +18,8 @@ locals {
 }
 
 resource "azurerm_key_vault" "splits" {
+  #checkov:skip=CKV_AZURE_189:The coordinator wraps from its own cloud (GCP or AWS) and ad-tech workloads unwrap from theirs, over the internet: public network access stays on, limited by the firewall below (default deny, allowed_ip_ranges and allowed_subnet_ids) and by Entra ID authentication and RBAC on every request.
+  #checkov:skip=CKV2_AZURE_32:A private endpoint serves only callers inside Azure virtual networks; the coordinator and most ad-tech workloads run in other clouds. Azure workloads can be admitted by subnet (allowed_subnet_ids, service endpoints) instead.
   name                          = var.key_vault_name
   location                      = var.location
   resource_group_name           = var.resource_group_name
@@ -29,14 +31,22 @@ resource "azurerm_key_vault" "splits" {
   public_network_access_enabled = true
   tags                          = local.tags
 
+  # Only the listed networks reach the vault at all; no trusted-service
+  # bypass.
   network_acls {
-    bypass         = "None"
-    default_action = length(var.allowed_ip_ranges) > 0 ? "Deny" : "Allow"
-    ip_rules       = var.allowed_ip_ranges
+    bypass                     = "None"
+    default_action             = "Deny"
+    ip_rules                   = var.allowed_ip_ranges
+    virtual_network_subnet_ids = var.allowed_subnet_ids
   }
 
   lifecycle {
     prevent_destroy = true
+
+    precondition {
+      condition     = length(var.allowed_ip_ranges) + length(var.allowed_subnet_ids) > 0
+      error_message = "The vault's firewall denies every network not in allowed_ip_ranges or allowed_subnet_ids: list at least the Terraform runner, the coordinator's egress and the ad techs' workloads."
+    }
   }
 }
 
@@ -58,7 +68,10 @@ resource "azurerm_key_vault_key" "splits" {
   key_size     = var.key_size
   # Wrap and unwrap only: no encrypt, decrypt, sign or verify.
   key_opts = ["wrapKey", "unwrapKey"]
-  tags     = local.tags
+  # After this date Key Vault refuses wrap with this version (unwrap still
+  # works): rotate before it (README, "Rotation"), or extend it in place.
+  expiration_date = var.key_expiration_date
+  tags            = local.tags
 
   depends_on = [azurerm_role_assignment.deployer]
 
@@ -122,4 +135,13 @@ resource "azurerm_role_assignment" "coordinator_wrap" {
   principal_id       = azurerm_user_assigned_identity.coordinator.principal_id
   principal_type     = "ServicePrincipal"
   description        = "Keyferry coordinator ${var.coordinator_name} wraps splits"
+}
+
+# Warn at every plan in the last 30 days before the split key expires: after
+# it the coordinator can no longer wrap new splits for Azure workloads.
+check "split_key_not_about_to_expire" {
+  assert {
+    condition     = timecmp(var.key_expiration_date, timeadd(plantimestamp(), "720h")) > 0
+    error_message = "The split key expires on ${var.key_expiration_date}, in less than 30 days: rotate it (README, \"Rotation\") or set a later key_expiration_date."
+  }
 }

@@ -66,8 +66,24 @@ variable "key_size" {
   }
 }
 
+variable "key_expiration_date" {
+  description = "When the split key's current version expires (RFC 3339 UTC, e.g. 2028-12-31T00:00:00Z). Key Vault then refuses to wrap with it, so the coordinator must have rotated to a new version by then; unwrap of existing splits keeps working. Setting a later date extends the current version in place."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", var.key_expiration_date))
+    error_message = "key_expiration_date must be an RFC 3339 UTC time without fraction, e.g. 2028-12-31T00:00:00Z."
+  }
+}
+
 variable "allowed_ip_ranges" {
-  description = "If not empty, the vault's firewall admits only these public CIDR ranges (the coordinator's egress and the ad techs' workloads must be among them). Empty: any network, with every request still needing Entra authentication and an RBAC role."
+  description = "Public IPv4 addresses or CIDR ranges the vault's firewall admits: the Terraform runner (it creates the key through the data plane), the coordinator's egress, and ad-tech workloads outside Azure. Every other network is denied; every admitted request still needs Entra ID authentication and an RBAC role. At least one of allowed_ip_ranges and allowed_subnet_ids must be set."
+  type        = list(string)
+  default     = []
+}
+
+variable "allowed_subnet_ids" {
+  description = "Azure subnet IDs the vault's firewall admits (subnets with the Microsoft.KeyVault service endpoint), e.g. those of ad-tech workloads in Azure."
   type        = list(string)
   default     = []
 }
