@@ -49,6 +49,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "checkov over terraform/ (scripts/checkov.sh)"
+bash scripts/checkov.sh
+
 step "no import cycle between the broker's feature modules"
 python3 scripts/module-graph.py >/dev/null || { python3 scripts/module-graph.py | grep '^cycle'; exit 1; }
 echo "ok"
