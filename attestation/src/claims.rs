@@ -1,11 +1,15 @@
 //! The attested claims: every field of a verified report in readable JSON (hex strings, named
 //! flags). `keyferry attest verify` prints them and the audit log records them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::TcbVersion;
 
+use crate::azure::VmConfiguration;
 use crate::report::{Generation, SigningKey};
+use crate::vtpm::PCR_LEN;
 
 /// Claims of a verified SNP report. Plain data: holding a `Claims` proves nothing; the proofs
 /// are [`crate::VerifiedReport`] and [`crate::VerifiedEvidence`].
@@ -72,6 +76,28 @@ pub struct Claims {
     /// CPUID family, model and stepping (v3 and later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuid: Option<CpuidClaims>,
+    /// What the vTPM quote of an Azure confidential VM attests (`az-snp-vtpm` evidence only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtpm: Option<VtpmClaims>,
+}
+
+/// Claims of an Azure confidential VM's vTPM: the quoted PCRs and the paravisor's account of
+/// the VM configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtpmClaims {
+    /// The quoted SHA-256 PCR values, hex, by PCR number.
+    pub pcrs: BTreeMap<u8, String>,
+    /// The runtime data's `vm-configuration`.
+    pub vm_configuration: VmConfiguration,
+}
+
+impl VtpmClaims {
+    pub(crate) fn new(pcrs: &BTreeMap<u8, [u8; PCR_LEN]>, config: &VmConfiguration) -> Self {
+        VtpmClaims {
+            pcrs: pcrs.iter().map(|(i, v)| (*i, hex::encode(v))).collect(),
+            vm_configuration: config.clone(),
+        }
+    }
 }
 
 /// Guest policy flags (GUEST_POLICY).
@@ -243,6 +269,7 @@ impl Claims {
                 }),
                 _ => None,
             },
+            vtpm: None,
         }
     }
 }

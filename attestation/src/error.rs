@@ -61,6 +61,23 @@ pub enum Reason {
     /// `report_data` differs from the expected binding (nonce and TEE public key).
     ReportDataMismatch,
 
+    // --- Azure confidential VMs (HCL report and vTPM quote) ---------------------------------
+    /// The HCL report's runtime data is missing, truncated or not the expected JSON (no
+    /// `HCLAkPub` RSA key, `user-data` not 64 bytes).
+    RuntimeDataMalformed,
+    /// `report_data` is not the hash of the runtime data that came with it.
+    RuntimeDataMismatch,
+    /// The runtime data's `user-data` is not the expected binding (nonce and TEE public key).
+    UserDataMismatch,
+    /// The vTPM quote is not a well-formed `TPMS_ATTEST` quote with its PCR values.
+    QuoteMalformed,
+    /// The vTPM quote is not signed by the runtime data's attestation key.
+    QuoteSignatureInvalid,
+    /// The vTPM quote was made for another nonce (`extraData`).
+    QuoteNonceMismatch,
+    /// The PCR values presented do not hash to the quote's `pcrDigest`.
+    PcrDigestMismatch,
+
     // --- Release policy -----------------------------------------------------------------------
     /// The launch measurement is not in the policy's allowed list.
     MeasurementNotAllowed,
@@ -82,6 +99,8 @@ pub enum Reason {
     MigrationAgentNotAllowed,
     /// The report version is below the policy's minimum.
     ReportVersionBelowMinimum,
+    /// A PCR value the policy constrains is not allowed, or the evidence has no vTPM quote.
+    PcrNotAllowed,
 }
 
 impl Reason {
@@ -108,6 +127,13 @@ impl Reason {
         Reason::SigningKeyMismatch,
         Reason::ReportSignatureInvalid,
         Reason::ReportDataMismatch,
+        Reason::RuntimeDataMalformed,
+        Reason::RuntimeDataMismatch,
+        Reason::UserDataMismatch,
+        Reason::QuoteMalformed,
+        Reason::QuoteSignatureInvalid,
+        Reason::QuoteNonceMismatch,
+        Reason::PcrDigestMismatch,
         Reason::MeasurementNotAllowed,
         Reason::HostDataNotAllowed,
         Reason::TcbBelowMinimum,
@@ -118,6 +144,7 @@ impl Reason {
         Reason::SmtNotAllowed,
         Reason::MigrationAgentNotAllowed,
         Reason::ReportVersionBelowMinimum,
+        Reason::PcrNotAllowed,
     ];
 
     /// The stable snake_case code of this reason.
@@ -144,6 +171,13 @@ impl Reason {
             Reason::SigningKeyMismatch => "signing_key_mismatch",
             Reason::ReportSignatureInvalid => "report_signature_invalid",
             Reason::ReportDataMismatch => "report_data_mismatch",
+            Reason::RuntimeDataMalformed => "runtime_data_malformed",
+            Reason::RuntimeDataMismatch => "runtime_data_mismatch",
+            Reason::UserDataMismatch => "user_data_mismatch",
+            Reason::QuoteMalformed => "quote_malformed",
+            Reason::QuoteSignatureInvalid => "quote_signature_invalid",
+            Reason::QuoteNonceMismatch => "quote_nonce_mismatch",
+            Reason::PcrDigestMismatch => "pcr_digest_mismatch",
             Reason::MeasurementNotAllowed => "measurement_not_allowed",
             Reason::HostDataNotAllowed => "host_data_not_allowed",
             Reason::TcbBelowMinimum => "tcb_below_minimum",
@@ -154,6 +188,7 @@ impl Reason {
             Reason::SmtNotAllowed => "smt_not_allowed",
             Reason::MigrationAgentNotAllowed => "migration_agent_not_allowed",
             Reason::ReportVersionBelowMinimum => "report_version_below_minimum",
+            Reason::PcrNotAllowed => "pcr_not_allowed",
         }
     }
 
@@ -171,6 +206,7 @@ impl Reason {
                 | Reason::SmtNotAllowed
                 | Reason::MigrationAgentNotAllowed
                 | Reason::ReportVersionBelowMinimum
+                | Reason::PcrNotAllowed
         )
     }
 }

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
+use crate::azure::{AZURE_EVIDENCE_TYPE, AzureVtpmEvidence, AzureVtpmWire};
 use crate::cert::{self, Cert, Role};
 use crate::error::{Error, Reason};
 
@@ -81,7 +82,7 @@ fn malformed(detail: impl Into<String>) -> Error {
     Error::refused(Reason::ReportMalformed, detail)
 }
 
-fn decode_report(input: &[u8], format: ReportFormat) -> Result<Vec<u8>, Error> {
+pub(crate) fn decode_report(input: &[u8], format: ReportFormat) -> Result<Vec<u8>, Error> {
     if input.is_empty() {
         return Err(malformed("report is empty"));
     }
@@ -191,17 +192,26 @@ fn classify(certs: Vec<Cert>) -> Result<CertBundle, Error> {
     })
 }
 
-/// The JSON form of evidence on the wire (DESIGN §5.3):
+/// The `evidence` object of a release request (DESIGN §5.3 and §6), tagged by `type`: one
+/// variant per platform. Deserialize request bodies into this type (a JSON error is a bad
+/// request), then convert with `PlatformEvidence::try_from` (or `Evidence::try_from` where
+/// only SNP evidence is acceptable) to get a refusal [`Reason`] for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EvidenceWire {
+    /// `sev-snp`: a raw SNP report from `/dev/sev-guest`.
+    #[serde(rename = "sev-snp")]
+    SevSnp(SnpEvidenceWire),
+    /// `az-snp-vtpm`: an Azure confidential VM's HCL report and vTPM quote.
+    #[serde(rename = "az-snp-vtpm")]
+    AzSnpVtpm(AzureVtpmWire),
+}
+
+/// `sev-snp` evidence on the wire:
 /// `{"type":"sev-snp","report": base64, "certs": {"vcek"|"vlek", "ask"|"asvk", "ark"?}}`.
-///
-/// Deserialize request bodies into this type (a JSON error is a bad request), then convert
-/// with `Evidence::try_from` to get a refusal [`Reason`] for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EvidenceWire {
-    /// Always `sev-snp`.
-    #[serde(rename = "type")]
-    pub kind: String,
+pub struct SnpEvidenceWire {
     /// The 1184-byte report, standard base64.
     pub report: String,
     /// PEM certificates. The labels are hints only: roles are read from the certificates.
@@ -232,49 +242,111 @@ pub struct WireCerts {
 /// The `type` of SNP evidence on the wire.
 pub const EVIDENCE_TYPE: &str = "sev-snp";
 
+impl WireCerts {
+    /// The certificates as PEM bytes, labels dropped (roles are read from the certificates).
+    pub(crate) fn into_pems(self) -> Vec<Vec<u8>> {
+        [self.vcek, self.vlek, self.ask, self.asvk, self.ark]
+            .into_iter()
+            .flatten()
+            .map(String::into_bytes)
+            .collect()
+    }
+}
+
+impl From<&CertBundle> for WireCerts {
+    fn from(b: &CertBundle) -> Self {
+        // Encoding a certificate we decoded ourselves cannot fail; an empty string would be
+        // refused as cert_malformed on the way back in, never silently accepted.
+        let pem = |c: &Cert| cert::to_pem("CERTIFICATE", &c.der).unwrap_or_default();
+        let (vcek, vlek) = match &b.vek {
+            (Role::Vlek, c) => (None, Some(pem(c))),
+            (_, c) => (Some(pem(c)), None),
+        };
+        WireCerts {
+            vcek,
+            vlek,
+            ask: b.ask.as_ref().map(pem),
+            asvk: b.asvk.as_ref().map(pem),
+            ark: b.ark.as_ref().map(pem),
+        }
+    }
+}
+
+impl TryFrom<SnpEvidenceWire> for Evidence {
+    type Error = Error;
+
+    fn try_from(wire: SnpEvidenceWire) -> Result<Self, Error> {
+        let report = BASE64
+            .decode(wire.report.trim())
+            .map_err(|e| malformed(format!("report is not base64: {e}")))?;
+        Evidence::from_parts(&report, ReportFormat::Raw, wire.certs.into_pems())
+    }
+}
+
+/// Only raw SNP evidence converts: for the steps that accept no other platform (a key
+/// generator's report).
 impl TryFrom<EvidenceWire> for Evidence {
     type Error = Error;
 
     fn try_from(wire: EvidenceWire) -> Result<Self, Error> {
-        if wire.kind != EVIDENCE_TYPE {
-            return Err(malformed(format!(
-                "evidence type `{}` is not `{EVIDENCE_TYPE}`",
-                wire.kind
-            )));
+        match wire {
+            EvidenceWire::SevSnp(snp) => Evidence::try_from(snp),
+            EvidenceWire::AzSnpVtpm(_) => Err(malformed(format!(
+                "`{AZURE_EVIDENCE_TYPE}` evidence where `{EVIDENCE_TYPE}` is required"
+            ))),
         }
-        let report = BASE64
-            .decode(wire.report.trim())
-            .map_err(|e| malformed(format!("report is not base64: {e}")))?;
-        let c = wire.certs;
-        let certs = [c.vcek, c.vlek, c.ask, c.asvk, c.ark]
-            .into_iter()
-            .flatten()
-            .map(String::into_bytes)
-            .collect();
-        Evidence::from_parts(&report, ReportFormat::Raw, certs)
     }
 }
 
 impl From<&Evidence> for EvidenceWire {
     fn from(evidence: &Evidence) -> Self {
-        // Encoding a certificate we decoded ourselves cannot fail; an empty string would be
-        // refused as cert_malformed on the way back in, never silently accepted.
-        let pem = |c: &Cert| cert::to_pem("CERTIFICATE", &c.der).unwrap_or_default();
-        let b = &evidence.certs;
-        let (vcek, vlek) = match &b.vek {
-            (Role::Vlek, c) => (None, Some(pem(c))),
-            (_, c) => (Some(pem(c)), None),
-        };
-        EvidenceWire {
-            kind: EVIDENCE_TYPE.to_owned(),
+        EvidenceWire::SevSnp(SnpEvidenceWire {
             report: BASE64.encode(&evidence.report),
-            certs: WireCerts {
-                vcek,
-                vlek,
-                ask: b.ask.as_ref().map(pem),
-                asvk: b.asvk.as_ref().map(pem),
-                ark: b.ark.as_ref().map(pem),
-            },
+            certs: WireCerts::from(&evidence.certs),
+        })
+    }
+}
+
+/// Evidence of any supported platform, framed and parsed but not verified:
+/// [`crate::Verifier::verify_platform_at`] checks it.
+#[derive(Clone, Debug)]
+// One per request, moved into the verifier task and dropped: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum PlatformEvidence {
+    /// A raw SNP report (`sev-snp`).
+    SevSnp(Evidence),
+    /// An Azure confidential VM (`az-snp-vtpm`).
+    AzSnpVtpm(AzureVtpmEvidence),
+}
+
+impl PlatformEvidence {
+    /// The evidence type, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlatformEvidence::SevSnp(_) => EVIDENCE_TYPE,
+            PlatformEvidence::AzSnpVtpm(_) => AZURE_EVIDENCE_TYPE,
+        }
+    }
+}
+
+impl TryFrom<EvidenceWire> for PlatformEvidence {
+    type Error = Error;
+
+    fn try_from(wire: EvidenceWire) -> Result<Self, Error> {
+        Ok(match wire {
+            EvidenceWire::SevSnp(snp) => PlatformEvidence::SevSnp(Evidence::try_from(snp)?),
+            EvidenceWire::AzSnpVtpm(az) => {
+                PlatformEvidence::AzSnpVtpm(AzureVtpmEvidence::try_from(az)?)
+            }
+        })
+    }
+}
+
+impl From<&PlatformEvidence> for EvidenceWire {
+    fn from(evidence: &PlatformEvidence) -> Self {
+        match evidence {
+            PlatformEvidence::SevSnp(snp) => EvidenceWire::from(snp),
+            PlatformEvidence::AzSnpVtpm(az) => EvidenceWire::AzSnpVtpm(AzureVtpmWire::from(az)),
         }
     }
 }

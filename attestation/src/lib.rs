@@ -5,6 +5,9 @@
 //!
 //! - `evidence`: [`Evidence`], a report (raw, hex or Azure HCL) with its certificates, and
 //!   its wire form [`EvidenceWire`]. Framing only: nothing there is trusted yet.
+//! - `azure`: [`AzureVtpmEvidence`], an Azure confidential VM's HCL report (the SNP report and
+//!   the runtime data that `report_data` hashes) with a vTPM quote, and its wire form.
+//! - `vtpm`: [`TpmQuote`], a `TPMS_ATTEST` quote, its RSA signature and its PCR digest.
 //! - `cert`: decoding AMD certificates (PEM bundles or DER), classifying them by role from
 //!   their names, reading the VCEK/VLEK extensions (hwID, TCB levels).
 //! - `report`: parsing the report with `sev`, its version/algorithm/generation checks, and
@@ -36,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod azure;
 mod cert;
 mod chain;
 mod claims;
@@ -45,13 +49,23 @@ mod policy;
 mod report;
 pub mod simulated;
 mod verifier;
+mod vtpm;
 
-pub use claims::{Claims, CpuidClaims, FirmwareClaims, PlatformClaims, PolicyClaims, Tcb};
+pub use azure::{
+    AZURE_EVIDENCE_TYPE, AzureVtpmEvidence, AzureVtpmWire, TpmQuoteWire, VmConfiguration,
+};
+pub use claims::{
+    Claims, CpuidClaims, FirmwareClaims, PlatformClaims, PolicyClaims, Tcb, VtpmClaims,
+};
 pub use error::{Error, Reason};
-pub use evidence::{EVIDENCE_TYPE, Evidence, EvidenceWire, REPORT_LEN, ReportFormat, WireCerts};
+pub use evidence::{
+    EVIDENCE_TYPE, Evidence, EvidenceWire, PlatformEvidence, REPORT_LEN, ReportFormat,
+    SnpEvidenceWire, WireCerts,
+};
 pub use policy::{AttestedKeyGeneration, MinimumTcb, ReleasePolicy, SmtRule, VerifiedEvidence};
 pub use report::{Generation, SigningKey};
 pub use verifier::{
     InspectedReport, KEY_GENERATION_DOMAIN, KeyGenerationBinding, ReleaseBinding, ReportDataCheck,
     VerifiedKeyGeneration, VerifiedReport, Verifier, expected_report_data,
 };
+pub use vtpm::{PCR_COUNT, PCR_LEN, RsaKey, TpmQuote};

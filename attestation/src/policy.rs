@@ -12,19 +12,25 @@
 //!   "image_id": "<32 hex digits>",
 //!   "smt": "allowed",
 //!   "allow_migration_agent": false,
-//!   "min_report_version": 2
+//!   "min_report_version": 2,
+//!   "pcrs": {"4": ["<64 hex digits>"], "7": ["<64 hex digits>"]}
 //! }
 //! ```
+//! `pcrs` constrains the SHA-256 PCRs of a vTPM quote (`az-snp-vtpm` evidence): each listed
+//! PCR must be quoted with one of its allowed values, so evidence without a quote fails it.
 //! Only `measurements` is required. Absent `host_data`, `min_tcb`, `family_id`, `image_id`
 //! and `min_report_version` do not constrain; the other fields default to the safe choice
 //! (no debug, VMPL 0 only, no migration agent). Unknown fields are refused, so a misspelt
 //! rule cannot silently vanish.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::claims::{Claims, Tcb};
 use crate::error::{Error, Reason};
 use crate::verifier::{ReleaseBinding, VerifiedKeyGeneration, VerifiedReport};
+use crate::vtpm::{PCR_COUNT, PCR_LEN};
 
 /// Whether the platform may run with SMT (simultaneous multithreading) enabled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +89,8 @@ struct PolicyDocument {
     allow_migration_agent: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     min_report_version: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pcrs: BTreeMap<String, Vec<String>>,
 }
 
 fn default_vmpls() -> Vec<u32> {
@@ -104,6 +112,8 @@ pub struct ReleasePolicy {
     smt: SmtRule,
     allow_migration_agent: bool,
     min_report_version: Option<u32>,
+    /// Allowed values per vTPM PCR.
+    pcrs: BTreeMap<u8, Vec<[u8; PCR_LEN]>>,
 }
 
 /// Proof that a report verified for a release (its `report_data` bound to a nonce and a TEE
@@ -230,7 +240,33 @@ impl TryFrom<PolicyDocument> for ReleasePolicy {
                 format!("{v} is not in 2..=5"),
             ));
         }
+        let mut pcrs = BTreeMap::new();
+        for (index, values) in &doc.pcrs {
+            let field = format!("pcrs.{index}");
+            let pcr = index
+                .parse::<u8>()
+                .ok()
+                .filter(|i| usize::from(*i) < PCR_COUNT)
+                .ok_or_else(|| {
+                    Error::policy(&field, format!("not a PCR number (0..{PCR_COUNT})"))
+                })?;
+            if values.is_empty() {
+                return Err(Error::policy(
+                    &field,
+                    "an empty list would refuse everything; omit the PCR to allow any",
+                ));
+            }
+            let allowed = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| parse_hex::<PCR_LEN>(&format!("{field}[{i}]"), v))
+                .collect::<Result<_, _>>()?;
+            if pcrs.insert(pcr, allowed).is_some() {
+                return Err(Error::policy(&field, "PCR listed twice"));
+            }
+        }
         Ok(ReleasePolicy {
+            pcrs,
             measurements,
             host_data,
             min_tcb: doc.min_tcb,
@@ -268,6 +304,11 @@ impl From<ReleasePolicy> for PolicyDocument {
             smt: p.smt,
             allow_migration_agent: p.allow_migration_agent,
             min_report_version: p.min_report_version,
+            pcrs: p
+                .pcrs
+                .iter()
+                .map(|(i, values)| (i.to_string(), values.iter().map(hex::encode).collect()))
+                .collect(),
         }
     }
 }
@@ -377,6 +418,32 @@ impl ReleasePolicy {
         }
         if let Some(min) = &self.min_tcb {
             check_tcb(&c.reported_tcb, min)?;
+        }
+        self.check_pcrs(c)
+    }
+}
+
+impl ReleasePolicy {
+    fn check_pcrs(&self, c: &Claims) -> Result<(), Error> {
+        if self.pcrs.is_empty() {
+            return Ok(());
+        }
+        let Some(vtpm) = &c.vtpm else {
+            return refuse(
+                Reason::PcrNotAllowed,
+                "the policy constrains vTPM PCRs and the evidence has no vTPM quote".into(),
+            );
+        };
+        for (index, allowed) in &self.pcrs {
+            let Some(value) = vtpm.pcrs.get(index) else {
+                return refuse(Reason::PcrNotAllowed, format!("PCR {index} is not quoted"));
+            };
+            if !allowed.iter().any(|a| hex::encode(a) == *value) {
+                return refuse(
+                    Reason::PcrNotAllowed,
+                    format!("PCR {index} = {value} is not allowed"),
+                );
+            }
         }
         Ok(())
     }

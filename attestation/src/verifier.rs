@@ -5,11 +5,12 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq as _;
 
+use crate::azure::AzureVtpmEvidence;
 use crate::cert::Role;
 use crate::chain::{self, ChainCache, TrustAnchors};
-use crate::claims::{Claims, Tcb};
+use crate::claims::{Claims, Tcb, VtpmClaims};
 use crate::error::{Error, Reason};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, PlatformEvidence};
 use crate::report::{self, ReportGeneration, SigningKey};
 
 /// The `report_data` a workload must put in its report for a release: SHA-512(nonce ‖
@@ -27,6 +28,7 @@ pub fn expected_report_data(nonce: &[u8], tee_public_key: &[u8]) -> [u8; 64] {
 /// of the report can only be sealed to the TEE key the report names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReleaseBinding {
+    nonce: Vec<u8>,
     tee_public_key: [u8; 32],
     report_data: [u8; 64],
 }
@@ -35,9 +37,15 @@ impl ReleaseBinding {
     /// The binding of a challenge `nonce` and the guest's X25519 `tee_public_key`.
     pub fn new(nonce: &[u8], tee_public_key: [u8; 32]) -> Self {
         ReleaseBinding {
+            nonce: nonce.to_vec(),
             report_data: expected_report_data(nonce, &tee_public_key),
             tee_public_key,
         }
+    }
+
+    /// The challenge nonce: what a vTPM quote's `extraData` must be.
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
     }
 
     /// The TEE key the report binds: the only key released material may be sealed to.
@@ -201,6 +209,88 @@ impl Verifier {
             claims,
             binding: binding.clone(),
         })
+    }
+
+    /// Verifies evidence of any platform for a release, certificate validity judged at `at`
+    /// (DESIGN §6, one verifier per evidence type, one proof for all):
+    /// - `sev-snp`: [`Verifier::verify_at`];
+    /// - `az-snp-vtpm`: the SNP report as for `sev-snp` but with `report_data` = the hash of
+    ///   the runtime data (`runtime_data_mismatch`), the runtime data's `user-data` = the
+    ///   binding (`user_data_mismatch`), and the vTPM quote signed by the runtime data's
+    ///   attestation key over the nonce, its PCR values matching its digest. The PCRs become
+    ///   claims (`vtpm`), so that a release policy can constrain them.
+    pub fn verify_platform_at(
+        &self,
+        evidence: &PlatformEvidence,
+        binding: &ReleaseBinding,
+        at: SystemTime,
+    ) -> Result<VerifiedReport, Error> {
+        match evidence {
+            PlatformEvidence::SevSnp(snp) => self.verify_at(snp, binding, at),
+            PlatformEvidence::AzSnpVtpm(az) => {
+                let claims = self.check_azure(az, Some(binding), at)?;
+                Ok(VerifiedReport {
+                    claims,
+                    binding: binding.clone(),
+                })
+            }
+        }
+    }
+
+    /// Checks Azure CVM evidence; `binding` `None` skips the nonce and TEE key (offline
+    /// inspection: [`Verifier::inspect_platform_at`]).
+    fn check_azure(
+        &self,
+        az: &AzureVtpmEvidence,
+        binding: Option<&ReleaseBinding>,
+        at: SystemTime,
+    ) -> Result<Claims, Error> {
+        let mut claims = self.check(&az.snp, None, at)?;
+        let expected = az.runtime.expected_report_data();
+        if !bool::from(expected.ct_eq(&claims.report_data)) {
+            return Err(Error::refused(
+                Reason::RuntimeDataMismatch,
+                "report_data is not the hash of the HCL report's runtime data",
+            ));
+        }
+        if let Some(binding) = binding {
+            let bound = az
+                .runtime
+                .user_data
+                .is_some_and(|u| bool::from(u.ct_eq(binding.report_data())));
+            if !bound {
+                return Err(Error::refused(
+                    Reason::UserDataMismatch,
+                    "the runtime data's user-data is not SHA-512(nonce ‖ teePublicKey)",
+                ));
+            }
+        }
+        // Without a binding there is no nonce to hold the quote to: check its signature and
+        // PCR digest against the nonce it carries, which proves nothing about freshness.
+        let nonce = match binding {
+            Some(b) => b.nonce().to_vec(),
+            None => az.quote.extra_data()?,
+        };
+        let pcrs = az.quote.verify(&az.runtime.attestation_key, &nonce)?;
+        claims.vtpm = Some(VtpmClaims::new(&pcrs, &az.runtime.vm_configuration));
+        Ok(claims)
+    }
+
+    /// Inspects evidence of any platform, as [`Verifier::inspect_at`] does for SNP: every
+    /// check of [`Verifier::verify_platform_at`] but the binding when `binding` is `None`.
+    pub fn inspect_platform_at(
+        &self,
+        evidence: &PlatformEvidence,
+        binding: Option<&ReleaseBinding>,
+        at: SystemTime,
+    ) -> Result<InspectedReport, Error> {
+        let claims = match (evidence, binding) {
+            (PlatformEvidence::SevSnp(snp), b) => {
+                self.check(snp, b.map(ReleaseBinding::report_data), at)?
+            }
+            (PlatformEvidence::AzSnpVtpm(az), b) => self.check_azure(az, b, at)?,
+        };
+        Ok(InspectedReport { claims })
     }
 
     /// Verifies a key generator's `evidence` for a handover, with certificate validity judged
