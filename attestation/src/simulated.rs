@@ -9,6 +9,12 @@
 //! Its reports verify only when its ARK is configured as an extra root
 //! ([`crate::Verifier::with_extra_roots`] with [`SimulatedAmd::ark_pem`]); the production
 //! verifier refuses them with `ark_not_trusted`. The dev profile alone may configure it.
+//!
+//! [`SimulatedVtpm`] adds what an Azure confidential VM's paravisor and vTPM produce.
+
+mod azure;
+
+pub use azure::SimulatedVtpm;
 
 use std::str::FromStr;
 use std::sync::OnceLock;

@@ -260,3 +260,81 @@ fn a_policy_on_pcrs_admits_the_quoted_values_only() {
         );
     }
 }
+
+mod simulated {
+    use attestation::simulated::{ChipSpec, SimulatedAmd, SimulatedVtpm};
+    use attestation::{
+        AzureVtpmEvidence, PlatformEvidence, Reason, ReleaseBinding, Verifier, expected_report_data,
+    };
+
+    const NONCE: [u8; 32] = [5; 32];
+    const TEE_KEY: [u8; 32] = [9; 32];
+
+    fn verify(
+        evidence: AzureVtpmEvidence,
+    ) -> Result<attestation::VerifiedReport, attestation::Error> {
+        let amd = SimulatedAmd::shared().unwrap();
+        let verifier = Verifier::with_extra_roots(&[amd.ark_pem()]).unwrap();
+        verifier.verify_platform_at(
+            &PlatformEvidence::AzSnpVtpm(evidence),
+            &ReleaseBinding::new(&NONCE, TEE_KEY),
+            std::time::SystemTime::now(),
+        )
+    }
+
+    #[test]
+    fn an_honest_simulated_cvm_verifies_and_each_broken_link_has_its_reason() {
+        let amd = SimulatedAmd::shared().unwrap();
+        let chip = amd.chip(ChipSpec::milan()).unwrap();
+        let vtpm = SimulatedVtpm::generate().unwrap();
+        let fields = chip.report_fields();
+        let bound = expected_report_data(&NONCE, &TEE_KEY);
+
+        let verified = verify(vtpm.evidence(&chip, &fields, &bound, &NONCE).unwrap()).unwrap();
+        assert_eq!(verified.binding().tee_public_key(), &TEE_KEY);
+        let vtpm_claims = verified.claims().vtpm.as_ref().unwrap();
+        assert_eq!(vtpm_claims.pcrs[&23], hex::encode([23u8; 32]));
+        assert_eq!(vtpm_claims.vm_configuration.secure_boot, Some(true));
+
+        // user-data bound to another nonce.
+        let other = expected_report_data(&[6; 32], &TEE_KEY);
+        let e = vtpm.evidence(&chip, &fields, &other, &NONCE).unwrap();
+        assert_eq!(
+            verify(e).unwrap_err().reason(),
+            Some(Reason::UserDataMismatch)
+        );
+
+        // A quote over another nonce.
+        let e = vtpm.evidence(&chip, &fields, &bound, &[6; 32]).unwrap();
+        assert_eq!(
+            verify(e).unwrap_err().reason(),
+            Some(Reason::QuoteNonceMismatch)
+        );
+
+        // Runtime data that is not the one the report hashes: the report of one runtime
+        // data spliced into the HCL report of another of the same length.
+        let honest = SimulatedVtpm::hcl_report(&chip, &fields, &vtpm.runtime_data(&bound)).unwrap();
+        let mut spliced =
+            SimulatedVtpm::hcl_report(&chip, &fields, &vtpm.runtime_data(&other)).unwrap();
+        spliced[32..32 + 1184].copy_from_slice(&honest[32..32 + 1184]);
+        let spliced =
+            AzureVtpmEvidence::from_parts(&spliced, vtpm.quote(&NONCE).unwrap(), chip.cert_pems())
+                .unwrap();
+        assert_eq!(
+            verify(spliced).unwrap_err().reason(),
+            Some(Reason::RuntimeDataMismatch)
+        );
+
+        // A quote signed by another vTPM's key.
+        let stranger = SimulatedVtpm::generate().unwrap();
+        let runtime = vtpm.runtime_data(&bound);
+        let hcl = SimulatedVtpm::hcl_report(&chip, &fields, &runtime).unwrap();
+        let e =
+            AzureVtpmEvidence::from_parts(&hcl, stranger.quote(&NONCE).unwrap(), chip.cert_pems())
+                .unwrap();
+        assert_eq!(
+            verify(e).unwrap_err().reason(),
+            Some(Reason::QuoteSignatureInvalid)
+        );
+    }
+}

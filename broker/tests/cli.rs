@@ -441,6 +441,96 @@ fn attest_verify_reads_an_azure_vtpm_hcl_report() {
 }
 
 #[test]
+fn attest_verify_takes_trustee_az_snp_vtpm_evidence() {
+    let Some(v) = snp_vectors() else { return };
+    let run = |file: &str, extra: &[&str]| {
+        let out = keyferry()
+            .args(["attest", "verify", "--evidence"])
+            .arg(v.join("trustee/az-snp-vtpm").join(file))
+            .args(["--at", "2025-11-20T00:00:00Z"])
+            .args(extra)
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for file in [
+        "evidence-v0.json",
+        "evidence-v1.json",
+        "evidence-genoa.json",
+    ] {
+        let (code, claims, stderr) = run(file, &[]);
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        assert_eq!(
+            claims["vtpm"]["pcrs"].as_object().map(|m| m.len()),
+            Some(24)
+        );
+        assert!(stderr.contains("binding was not checked"), "{stderr}");
+    }
+    // With a binding: trustee's guest left user-data zero, so no nonce and
+    // key can be bound to it.
+    let zeros = format!("{}=", "A".repeat(43)); // base64 of 32 zero bytes
+    let (code, refusal, _) = run(
+        "evidence-v1.json",
+        &["--nonce", &zeros, "--tee-public-key", &zeros],
+    );
+    assert_eq!(
+        (code, refusal["reason"].as_str()),
+        (Some(1), Some("user_data_mismatch"))
+    );
+}
+
+#[test]
+fn attest_verify_checks_a_release_evidence_object_with_its_binding() {
+    use attestation::simulated::{ChipSpec, SimulatedAmd, SimulatedVtpm};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let amd = SimulatedAmd::shared().expect("AMD");
+    let chip = amd.chip(ChipSpec::milan()).expect("chip");
+    let vtpm = SimulatedVtpm::generate().expect("vTPM");
+    let (nonce, tee_key) = ([3u8; 32], [4u8; 32]);
+    let bound = attestation::expected_report_data(&nonce, &tee_key);
+    let evidence = vtpm
+        .evidence(&chip, &chip.report_fields(), &bound, &nonce)
+        .expect("evidence");
+    let wire = attestation::EvidenceWire::AzSnpVtpm(attestation::AzureVtpmWire::from(&evidence));
+    let dir = tempfile::tempdir().expect("dir");
+    let (file, root) = (dir.path().join("evidence.json"), dir.path().join("ark.pem"));
+    std::fs::write(&file, serde_json::to_vec(&wire).expect("json")).expect("write");
+    std::fs::write(&root, amd.ark_pem()).expect("write");
+    let run = |nonce: &[u8]| {
+        let out = keyferry()
+            .args(["attest", "verify", "--evidence"])
+            .arg(&file)
+            .arg("--extra-root")
+            .arg(&root)
+            .args([
+                "--nonce",
+                &b64.encode(nonce),
+                "--tee-public-key",
+                &b64.encode(tee_key),
+            ])
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code(), json)
+    };
+    let (code, claims) = run(&nonce);
+    assert_eq!(code, Some(0), "{claims}");
+    assert_eq!(claims["vtpm"]["vm_configuration"]["secure_boot"], true);
+    let (code, refusal) = run(&[9; 32]);
+    assert_eq!(
+        (code, refusal["reason"].as_str()),
+        (Some(1), Some("user_data_mismatch"))
+    );
+}
+
+#[test]
 fn demo_runs_the_whole_flow_with_nothing_but_the_binary() {
     let dir = tempfile::tempdir().expect("dir");
     let out = keyferry()

@@ -34,6 +34,7 @@ async fn setup(db: Db) -> Option<Setup> {
         let mut gcp = CloudConfig::with_kek("local-kek://gcp-splits");
         gcp.unwrap = UnwrapMode::Broker;
         c.clouds.gcp = Some(gcp);
+        c.clouds.azure = Some(CloudConfig::with_kek("local-kek://azure-splits"));
     })
     .await?;
     broker.insert_adtech("adtech-1", &[USE_CASE]).await;
@@ -44,7 +45,7 @@ async fn setup(db: Db) -> Option<Setup> {
             "active",
             Duration::from_secs(1),
             SPLIT,
-            &["aws", "gcp"],
+            &["aws", "gcp", "azure"],
         )
         .await;
     Some(Setup { broker, tee })
@@ -579,3 +580,91 @@ keyferry::on_both_backends!(
     db:
     an_attested_workload_gets_its_split_sealed_to_its_tee_key,
 );
+
+type Tweak = dyn Fn(&mut common::tee::AzureTweak);
+
+/// An Azure confidential VM (`az-snp-vtpm`): the paravisor's HCL report
+/// and a vTPM quote carry the binding instead of `report_data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_cvm_gets_its_split_through_its_hcl_report_and_vtpm_quote() {
+    let Some(setup) = setup(Db::Sqlite).await else {
+        return;
+    };
+    let w = Workload::new(&setup, IssuerKind::Azure);
+    let tee_key = w.tee.public_key();
+    let evidence = |nonce: &[u8], tweak: &Tweak| setup.tee.azure_evidence(nonce, &tee_key, tweak);
+
+    let nonce = w.nonce().await;
+    let (status, body) = w.release(&nonce, evidence(&nonce, &|_| {})).await;
+    assert_eq!(status, 200, "{body}");
+    let sealed = B64
+        .decode(
+            body["keys"][0]["keyData"][0]["sealedKeyMaterial"]
+                .as_str()
+                .expect("sealed"),
+        )
+        .expect("b64");
+    keys::open(&w.tee, keys::RELEASE_INFO, b"k-1", &sealed).expect("sealed to the TEE key");
+    let released = setup.broker.audit_of_kind("keys.released").await;
+    let claims = &released[0]["details"]["claims"];
+    assert_eq!(claims["measurement"], hex::encode(MEASUREMENT));
+    assert_eq!(claims["vtpm"]["pcrs"]["7"], hex::encode([7u8; 32]));
+
+    let mut answered = Vec::new();
+    const OTHER_NONCE: [u8; 32] = [0x42; 32];
+    let refusals: [(&str, &Tweak); 3] = [
+        ("user_data_mismatch", &|t| {
+            t.user_data = expected_report_data(&OTHER_NONCE, &[1; 32])
+        }),
+        ("quote_nonce_mismatch", &|t| {
+            t.quote_nonce = OTHER_NONCE.to_vec()
+        }),
+        ("runtime_data_mismatch", &|t| {
+            t.report_user_data = Some(expected_report_data(&OTHER_NONCE, &[1; 32]))
+        }),
+    ];
+    for (reason, tweak) in refusals {
+        let nonce = w.nonce().await;
+        let (status, body) = w.release(&nonce, evidence(&nonce, tweak)).await;
+        assert_eq!(
+            (
+                seen(&mut answered, status, &body),
+                attestation_reason(&body)
+            ),
+            (403, ("ATTESTATION_FAILED", reason)),
+            "{body}"
+        );
+    }
+    let refused: Vec<String> = setup
+        .broker
+        .audit_of_kind("keys.release_refused")
+        .await
+        .iter()
+        .map(|e| {
+            e["details"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "user_data_mismatch",
+            "quote_nonce_mismatch",
+            "runtime_data_mismatch"
+        ]
+    );
+    // An unknown evidence type is a malformed request.
+    let nonce = w.nonce().await;
+    let (status, body) = w
+        .release(&nonce, json!({"type": "tdx", "quote": "AAAA"}))
+        .await;
+    assert_eq!(seen(&mut answered, status, &body), 400, "{body}");
+    if let Some(parsed) = common::python::parse_error_bodies(&answered) {
+        assert!(
+            parsed.contains("403 PERMISSION_DENIED ATTESTATION_FAILED"),
+            "{parsed}"
+        );
+    }
+}

@@ -1,12 +1,20 @@
-//! `keyferry attest verify`: checks SEV-SNP evidence offline, the way the
-//! broker does at release, and prints the attested claims as JSON (exit 0)
-//! or the refusal reason (exit 1).
+//! `keyferry attest verify`: checks evidence offline, the way the broker
+//! does at release, and prints the attested claims as JSON (exit 0) or the
+//! refusal reason (exit 1). Two inputs: a report file with certificates
+//! (`--report`, SNP only), or an `evidence` object as the release endpoint
+//! takes it, of any type (`--evidence`; trustee's `az-snp-vtpm` evidence
+//! JSON is read too).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use attestation::{Evidence, ReleasePolicy, ReportDataCheck, ReportFormat, Verifier};
+use attestation::{
+    AzureVtpmEvidence, Evidence, EvidenceWire, PlatformEvidence, ReleaseBinding, ReleasePolicy,
+    ReportDataCheck, ReportFormat, Verifier,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand, ValueEnum};
 
 /// `keyferry attest`.
@@ -35,23 +43,35 @@ enum Format {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["report", "evidence"])))]
 struct VerifyArgs {
-    /// The report file.
-    #[arg(long)]
-    report: PathBuf,
+    /// The report file (SNP; with --certs).
+    #[arg(long, requires = "certs")]
+    report: Option<PathBuf>,
+    /// An `evidence` JSON object as `POST /v1/encryptionKeys:release` takes
+    /// it (`sev-snp` or `az-snp-vtpm`), or trustee's az-snp-vtpm evidence.
+    #[arg(long, conflicts_with_all = ["report_data", "format"])]
+    evidence: Option<PathBuf>,
+    /// The challenge nonce (base64) the evidence must be bound to, with
+    /// --tee-public-key. Without both the binding is not checked.
+    #[arg(long, requires = "tee_public_key", requires = "evidence")]
+    nonce: Option<String>,
+    /// The TEE's X25519 public key (base64), with --nonce.
+    #[arg(long, requires = "nonce")]
+    tee_public_key: Option<String>,
     /// How the report file is encoded.
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     format: Format,
     /// Certificate files (PEM or DER, several per PEM file allowed): the
     /// VCEK or VLEK, and the ASK or ASVK; the ARK is optional (AMD's is
-    /// built in).
-    #[arg(long, num_args = 1.., required = true)]
+    /// built in). With --evidence: certificates added to the evidence's.
+    #[arg(long, num_args = 1..)]
     certs: Vec<PathBuf>,
     /// A release policy (JSON) to evaluate the verified report against.
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// The expected report_data, 128 hex digits. Without it report_data
-    /// is not checked: the report may be a replay.
+    /// The expected report_data, 128 hex digits (with --report). Without
+    /// it report_data is not checked: the report may be a replay.
     #[arg(long)]
     report_data: Option<String>,
     /// Judge certificate validity at this instant (RFC 3339) instead of now.
@@ -89,13 +109,50 @@ fn parse_instant(text: &str) -> Result<SystemTime, String> {
     Ok(SystemTime::from(instant))
 }
 
+/// What `attest verify` checks: a report with certificates, or an
+/// evidence object, with or without the binding.
+// One per run of the command: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Report {
+        evidence: Result<Evidence, attestation::Error>,
+        check: ReportDataCheck,
+    },
+    Evidence {
+        evidence: Result<PlatformEvidence, attestation::Error>,
+        binding: Option<ReleaseBinding>,
+    },
+}
+
+/// Reads an evidence file: the release endpoint's object, else trustee's
+/// az-snp-vtpm evidence. A usage error (`Err`) when extra certificates come
+/// with a release object, whose `certs` are where they belong.
+fn read_evidence(
+    json: &[u8],
+    certs: Vec<Vec<u8>>,
+) -> Result<Result<PlatformEvidence, attestation::Error>, String> {
+    match serde_json::from_slice::<EvidenceWire>(json) {
+        Ok(_) if !certs.is_empty() => {
+            Err("--certs with a release `evidence` object: put them in its `certs`".into())
+        }
+        Ok(wire) => Ok(PlatformEvidence::try_from(wire)),
+        Err(_) => {
+            Ok(AzureVtpmEvidence::from_trustee_json(json, certs).map(PlatformEvidence::AzSnpVtpm))
+        }
+    }
+}
+
+fn decode_b64(flag: &str, text: &str) -> Result<Vec<u8>, String> {
+    B64.decode(text.trim())
+        .map_err(|e| format!("{flag} is not base64: {e}"))
+}
+
 /// Runs an `attest` command.
 pub(crate) fn run(args: AttestArgs) -> ExitCode {
     let AttestCommand::Verify(args) = args.command;
-    // Usage problems (unreadable files, bad flags) exit 2; a refused
-    // report exits 1.
+    // Usage problems (unreadable files, bad flags) exit 2; refused
+    // evidence exits 1.
     let prepared = (|| -> Result<_, String> {
-        let report = read(&args.report)?;
         let certs = args
             .certs
             .iter()
@@ -114,42 +171,75 @@ pub(crate) fn run(args: AttestArgs) -> ExitCode {
             }
             None => None,
         };
-        let check = match &args.report_data {
-            Some(hex) => ReportDataCheck::Expect(parse_hex_64(hex)?),
-            None => ReportDataCheck::NotChecked,
-        };
         let at = match &args.at {
             Some(text) => parse_instant(text)?,
             None => SystemTime::now(),
         };
+        let input = match (&args.report, &args.evidence) {
+            (Some(path), _) => {
+                let format = match args.format {
+                    Format::Auto => ReportFormat::Auto,
+                    Format::Raw => ReportFormat::Raw,
+                    Format::Hex => ReportFormat::Hex,
+                    Format::AzureHcl => ReportFormat::AzureHcl,
+                };
+                Input::Report {
+                    evidence: Evidence::from_parts(&read(path)?, format, certs),
+                    check: match &args.report_data {
+                        Some(hex) => ReportDataCheck::Expect(parse_hex_64(hex)?),
+                        None => ReportDataCheck::NotChecked,
+                    },
+                }
+            }
+            (None, Some(path)) => {
+                let binding = match (&args.nonce, &args.tee_public_key) {
+                    (Some(nonce), Some(key)) => {
+                        let key = <[u8; 32]>::try_from(decode_b64("--tee-public-key", key)?)
+                            .map_err(|_| "--tee-public-key must be 32 bytes".to_owned())?;
+                        Some(ReleaseBinding::new(&decode_b64("--nonce", nonce)?, key))
+                    }
+                    _ => None,
+                };
+                Input::Evidence {
+                    evidence: read_evidence(&read(path)?, certs)?,
+                    binding,
+                }
+            }
+            (None, None) => return Err("give --report or --evidence".into()),
+        };
         let verifier = Verifier::with_extra_roots(&roots).map_err(|e| e.to_string())?;
-        Ok((report, certs, policy, check, at, verifier))
+        Ok((input, policy, at, verifier))
     })();
-    let (report, certs, policy, check, at, verifier) = match prepared {
+    let (input, policy, at, verifier) = match prepared {
         Ok(p) => p,
         Err(message) => {
             eprintln!("keyferry: {message}");
             return ExitCode::from(2);
         }
     };
-    let format = match args.format {
-        Format::Auto => ReportFormat::Auto,
-        Format::Raw => ReportFormat::Raw,
-        Format::Hex => ReportFormat::Hex,
-        Format::AzureHcl => ReportFormat::AzureHcl,
+    let (inspected, note) = match input {
+        Input::Report { evidence, check } => (
+            evidence.and_then(|e| verifier.inspect_at(&e, check, at)),
+            matches!(check, ReportDataCheck::NotChecked)
+                .then_some("report_data was not checked (no --report-data)"),
+        ),
+        Input::Evidence { evidence, binding } => (
+            evidence.and_then(|e| verifier.inspect_platform_at(&e, binding.as_ref(), at)),
+            binding.is_none().then_some(
+                "the nonce and TEE key binding was not checked (no --nonce and --tee-public-key)",
+            ),
+        ),
     };
-    let outcome = Evidence::from_parts(&report, format, certs)
-        .and_then(|evidence| verifier.inspect_at(&evidence, check, at))
-        .and_then(|inspected| match &policy {
-            Some(policy) => policy
-                .check_claims(inspected.claims())
-                .map(|()| inspected.claims().clone()),
-            None => Ok(inspected.claims().clone()),
-        });
+    let outcome = inspected.and_then(|inspected| match &policy {
+        Some(policy) => policy
+            .check_claims(inspected.claims())
+            .map(|()| inspected.claims().clone()),
+        None => Ok(inspected.claims().clone()),
+    });
     match outcome {
         Ok(claims) => {
-            if matches!(check, ReportDataCheck::NotChecked) {
-                eprintln!("note: report_data was not checked (no --report-data)");
+            if let Some(note) = note {
+                eprintln!("note: {note}");
             }
             println!(
                 "{}",

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
-use attestation::{Claims, Evidence, ReleaseBinding, ReleasePolicy, Verifier};
+use attestation::{Claims, PlatformEvidence, ReleaseBinding, ReleasePolicy, Verifier};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -346,14 +346,15 @@ async fn release_checked(
     // The evidence, bound to this nonce and this TEE key. Verification is
     // CPU work (a cached chain, one P-384 signature): off the async threads.
     let evidence =
-        Evidence::try_from(request.evidence).map_err(|e| attestation_refusal(&e, None))?;
+        PlatformEvidence::try_from(request.evidence).map_err(|e| attestation_refusal(&e, None))?;
     let binding = ReleaseBinding::new(&nonce, tee_public_key);
     let at = service.clock.now();
     let verifier = service.release.verifier.clone();
-    let verified = tokio::task::spawn_blocking(move || verifier.verify_at(&evidence, &binding, at))
-        .await
-        .map_err(|e| KeyApiError::Unavailable(format!("verifier task: {e}")))?
-        .map_err(|e| attestation_refusal(&e, None))?;
+    let verified =
+        tokio::task::spawn_blocking(move || verifier.verify_platform_at(&evidence, &binding, at))
+            .await
+            .map_err(|e| KeyApiError::Unavailable(format!("verifier task: {e}")))?
+            .map_err(|e| attestation_refusal(&e, None))?;
     let claims = verified.claims().clone();
     let with_claims = |error: KeyApiError| Refusal {
         error,

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use attestation::expected_report_data;
-use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip};
+use attestation::simulated::{ChipSpec, ReportFields, SimulatedAmd, SimulatedChip, SimulatedVtpm};
+use attestation::{AzureVtpmEvidence, AzureVtpmWire};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use keyferry::config::Config;
@@ -54,6 +55,8 @@ pub fn attest_key_generation(config: &mut Config) {
 /// broker reads at start (kept until this is dropped).
 pub struct SimulatedTee {
     pub chip: SimulatedChip,
+    /// The vTPM of the same guest run as an Azure confidential VM.
+    pub vtpm: SimulatedVtpm,
     files: tempfile::TempDir,
 }
 
@@ -68,7 +71,11 @@ impl SimulatedTee {
             json!({"measurements": [hex::encode(MEASUREMENT)], "min_tcb": {"snp": 8}}).to_string(),
         )
         .expect("write policy");
-        SimulatedTee { chip, files }
+        SimulatedTee {
+            chip,
+            vtpm: SimulatedVtpm::generate().expect("vTPM"),
+            files,
+        }
     }
 
     fn file(&self, name: &str) -> std::path::PathBuf {
@@ -100,4 +107,48 @@ impl SimulatedTee {
         json!({"type": "sev-snp", "report": B64.encode(report),
                "certs": {"vcek": text(0), "ask": text(1), "ark": text(2)}})
     }
+
+    /// Honest `az-snp-vtpm` evidence of the guest as an Azure confidential
+    /// VM: user-data binding `nonce` and `tee_public`, a quote over `nonce`;
+    /// then `tweak` may replace the HCL report's runtime data binding or the
+    /// quote's nonce to test a refusal.
+    pub fn azure_evidence(
+        &self,
+        nonce: &[u8],
+        tee_public: &[u8],
+        tweak: impl FnOnce(&mut AzureTweak),
+    ) -> Value {
+        let mut fields = self.chip.report_fields();
+        fields.measurement = MEASUREMENT;
+        let mut t = AzureTweak {
+            user_data: expected_report_data(nonce, tee_public),
+            quote_nonce: nonce.to_vec(),
+            report_user_data: None,
+        };
+        tweak(&mut t);
+        let runtime = self.vtpm.runtime_data(&t.user_data);
+        let mut hcl = SimulatedVtpm::hcl_report(&self.chip, &fields, &runtime).expect("HCL");
+        if let Some(other) = t.report_user_data {
+            // The report of other runtime data (same length) spliced in.
+            let other = self.vtpm.runtime_data(&other);
+            let donor = SimulatedVtpm::hcl_report(&self.chip, &fields, &other).expect("HCL");
+            hcl[32..32 + 1184].copy_from_slice(&donor[32..32 + 1184]);
+        }
+        let quote = self.vtpm.quote(&t.quote_nonce).expect("quote");
+        let evidence =
+            AzureVtpmEvidence::from_parts(&hcl, quote, self.chip.cert_pems()).expect("evidence");
+        let mut value = serde_json::to_value(AzureVtpmWire::from(&evidence)).expect("json");
+        value["type"] = json!("az-snp-vtpm");
+        value
+    }
+}
+
+/// What [`SimulatedTee::azure_evidence`] lets a test break.
+pub struct AzureTweak {
+    /// The runtime data's user-data.
+    pub user_data: [u8; 64],
+    /// The nonce the vTPM quotes.
+    pub quote_nonce: Vec<u8>,
+    /// Sign the report over runtime data with this user-data instead.
+    pub report_user_data: Option<[u8; 64]>,
 }
