@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the `snp_evidence` fuzz target into DIR: the
 release request's `evidence` object of every raw or hex report in
-../shared/vectors/snp (generated here, never committed: the vectors stay
+../shared/vectors/snp, and the `az-snp-vtpm` object of each versioned
+trustee Azure vector (generated here, never committed: the vectors stay
 in shared/)."""
 import base64
 import json
@@ -17,6 +18,10 @@ def pem(data: bytes) -> str:
     body = base64.b64encode(data).decode()
     lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+
+
+def b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def main() -> None:
@@ -40,6 +45,22 @@ def main() -> None:
             "certs": {"vcek": certs[0], **({"ark": "".join(certs[1:])} if len(certs) > 1 else {})},
         }
         (out / f"vector-{i}.json").write_text(json.dumps(evidence))
+        written += 1
+    for path in sorted((VECTORS / "trustee/az-snp-vtpm").glob("evidence-v[12].json")):
+        doc = json.loads(path.read_text())
+        hcl = b64url(doc["hcl_report"])
+        quote = doc["tpm_quote"]
+        evidence = {
+            "type": "az-snp-vtpm",
+            "hclReport": base64.b64encode(hcl).decode(),
+            "tpmQuote": {
+                "message": base64.b64encode(bytes.fromhex(quote["message"])).decode(),
+                "signature": base64.b64encode(bytes.fromhex(quote["signature"])).decode(),
+                "pcrs": quote["pcrs"],
+            },
+            "certs": {"vcek": pem(b64url("".join(doc["vcek"].split())))},
+        }
+        (out / f"azure-{path.stem}.json").write_text(json.dumps(evidence))
         written += 1
     print(f"{written} evidence seeds in {out}", file=sys.stderr)
 

@@ -1,13 +1,14 @@
-//! The `evidence` object of an attested release, as the broker reads it:
-//! the JSON wire form, then the checks up to (not including) the nonce
-//! binding: report format, certificate classification and chain to AMD's
-//! pinned roots, TCB and key bindings, the report signature.
+//! The `evidence` object of an attested release, as the broker reads it,
+//! of every type: the JSON wire form, then the checks up to (not including)
+//! the nonce binding: report format, certificate classification and chain to
+//! AMD's pinned roots, TCB and key bindings, the report signature; for
+//! `az-snp-vtpm` also the HCL report's runtime data and the vTPM quote.
 #![no_main]
 
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use attestation::{Evidence, EvidenceWire, ReportDataCheck, Verifier};
+use attestation::{EvidenceWire, PlatformEvidence, Verifier};
 use libfuzzer_sys::fuzz_target;
 
 fn verifier() -> &'static Verifier {
@@ -19,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(wire) = serde_json::from_slice::<EvidenceWire>(data) else {
         return;
     };
-    let Ok(evidence) = Evidence::try_from(wire) else {
+    let Ok(evidence) = PlatformEvidence::try_from(wire) else {
         return;
     };
-    let _ = verifier().inspect_at(&evidence, ReportDataCheck::NotChecked, SystemTime::now());
+    let _ = verifier().inspect_platform_at(&evidence, None, SystemTime::now());
 });
